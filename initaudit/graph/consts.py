@@ -1,0 +1,111 @@
+"""Which values are compile-time constants, and the small ones' values (shapes, Clip bounds).
+
+A bias Add and a residual Add look the same; what tells them apart is whether the other operand
+is a stored tensor (possibly behind Identity/Cast/DequantizeLinear) or an activation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from initaudit.graph.index import GraphIndex
+from initaudit.load import TensorStore
+
+# Ops whose output is constant when every input is: what exporters put between a stored
+# tensor and its use.
+_PURE = frozenset(
+    {
+        "Identity",
+        "Cast",
+        "CastLike",
+        "Transpose",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "DequantizeLinear",
+        "QuantizeLinear",
+        "Concat",
+        "Shape",
+        "Gather",
+        "Slice",
+        "Expand",
+        "Mul",
+        "Div",
+        "Add",
+        "Sub",
+        "Neg",
+        "Sqrt",
+        "Reciprocal",
+        "Pow",
+        "Exp",
+        "Log",
+        "ConstantOfShape",
+        "Range",
+        "Tile",
+        "Split",
+    }
+)
+# Small constants are read to resolve shapes and bounds; anything bigger is never read here.
+_MAX_SMALL = 4096
+
+
+class Constants:
+    """Constness of every value, computed once by a worklist (linear time, cycle-safe)."""
+
+    def __init__(self, index: GraphIndex, store: TensorStore) -> None:
+        self.index = index
+        self.store = store
+        const: set[str] = {n for n in store.tensors if n not in index.graph_inputs}
+        for node in index.nodes:
+            if node.op_type == "Constant":
+                const.update(o for o in node.outputs if o)
+        # Tally every pure node against the initial set first, then propagate: each value that
+        # becomes constant later decrements its consumers exactly once, when it is popped.
+        missing: dict[int, int] = {}
+        work: list[str] = []
+        for node in index.nodes:
+            if node.op_type in _PURE:
+                missing[node.id] = len({i for i in node.inputs if i and i not in const})
+        for node in index.nodes:
+            if missing.get(node.id) == 0:
+                work.extend(o for o in node.outputs if o and o not in const)
+                const.update(o for o in node.outputs if o)
+        while work:
+            v = work.pop()
+            for node, slot in index.consumers_of(v):
+                if missing.get(node.id, 0) == 0 or node.inputs.index(v) != slot:
+                    continue
+                missing[node.id] -= 1
+                if missing[node.id] == 0:
+                    for o in node.outputs:
+                        if o and o not in const:
+                            const.add(o)
+                            work.append(o)
+        self._const = const
+
+    def is_constant(self, value: str) -> bool:
+        return bool(value) and value in self._const
+
+    def small_value(self, value: str) -> np.ndarray | None:
+        """The values of a small stored constant (directly, or behind Identity/Cast)."""
+        seen = 0
+        while value and seen < 8:
+            t = self.store.get(value)
+            if t is not None:
+                if t.size > _MAX_SMALL:
+                    return None
+                return np.asarray(self.store.read(value))
+            node = self.index.producer_of(value)
+            if node is None or node.op_type not in ("Identity", "Cast") or not node.inputs:
+                return None
+            value = node.inputs[0]
+            seen += 1
+        return None
+
+    def scalar(self, value: str) -> float | None:
+        arr = self.small_value(value)
+        if arr is None or arr.size != 1:
+            return None
+        x = float(np.asarray(arr, dtype=np.float64).reshape(-1)[0])
+        return x if np.isfinite(x) else None

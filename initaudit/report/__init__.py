@@ -1,0 +1,1 @@
+"""Stage 5: report records and the renderers that turn them into text or JSON."""

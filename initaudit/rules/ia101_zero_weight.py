@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from initaudit.graph.sites import WeightSite
+from initaudit.report.model import Finding, Severity
+from initaudit.rules._base import Rule, RuleContext
+
+
+class ZeroWeight(Rule):
+    """Weight tensor is exactly zero everywhere.
+
+    ## What it checks
+    A weight matrix, convolution kernel, recurrent matrix or embedding table (not a bias or a
+    normalization parameter, which are zero by design) whose every element is 0.
+
+    ## Why it matters
+    Every unit of the layer computes the same thing and gets the same gradient, so the layer
+    cannot learn distinct features; with two zero layers in a row no gradient flows at all.
+
+    ## Example
+    Gemm `fc2.weight` [128, 128] after `nn.init.zeros_(fc2.weight)`: min = max = 0.0.
+
+    ## Use instead
+    Keep the framework default or call a fan-aware init, e.g. `nn.init.kaiming_uniform_(w,
+    nonlinearity="relu")` before a ReLU or `nn.init.xavier_uniform_(w)` before tanh.
+
+    Zeros are a technique, not a bug, where the layer's output reaches a linear end: the last
+    layer of a residual branch (torchvision `zero_init_residual`, Fixup, LoRA-B, adaLN-Zero),
+    a readout or head (muP, Fixup), a gate, or a muP query projection. There the finding is
+    reported at severity info and names the pattern it matches.
+    """
+
+    code = "IA101"
+    name = "zero-weight"
+    severity = Severity.ERROR
+    summary = "weight is all zeros"
+
+    def check(self, ctx: RuleContext) -> Iterator[Finding]:
+        for site, st in ctx.weights():
+            m = st.moments
+            if not (m.size > 0 and m.n_nonfinite == 0 and m.n_zero == m.size):
+                continue
+            pattern = intentional_zero(site)
+            if pattern is None:
+                yield self.finding(
+                    site,
+                    f"all {m.size} values of this {site.role} are 0",
+                    fix="initialize it with a fan-aware scheme (framework default, "
+                    "kaiming_uniform_ or xavier_uniform_)",
+                )
+            else:
+                yield self.finding(
+                    site,
+                    f"all {m.size} values are 0; this matches {pattern}, which is usually "
+                    "intentional",
+                    fix="if intended, ignore IA101 for this tensor; otherwise initialize it "
+                    "with a fan-aware scheme",
+                    severity=Severity.INFO,
+                )
+
+
+# Where a zero weight is a known technique rather than a bug: the layer's output reaches a
+# linear end, so the rest of the network still sees (and trains) a non-degenerate signal.
+_INTENTIONAL = {
+    "residual": "a zero-initialized last layer of a residual branch (zero_init_residual, "
+    "Fixup, LoRA-B, adaLN-Zero)",
+    "output": "a zero-initialized readout/head (muP, Fixup, timm 'jax' head init)",
+    "gate": "a zero-initialized gate or modulation (adaLN-Zero, gated units)",
+    "attention": "a zero-initialized query/key projection (muP)",
+}
+
+
+def intentional_zero(site: WeightSite) -> str | None:
+    act = site.activation
+    if act is None or act.kind != "linear" or act.end is None:
+        return None
+    return _INTENTIONAL.get(act.end)

@@ -1,0 +1,131 @@
+"""Rule cases as data: each code has models that must and must not trigger it.
+
+Each builder returns a ModelProto; ``expect`` is the full set of rule codes the audit must
+report for the target tensor ``fc2.weight`` (or the named tensor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from tests import _models as M
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    build: Callable[[], onnx.ModelProto]
+    expect: frozenset[str]
+    tensor: str = "fc2.weight"
+
+
+def _mlp_with_fc2(fc2: np.ndarray, **kw: object) -> onnx.ModelProto:
+    return M.mlp([M.torch_default((128, 64), 64, 1), fc2, M.torch_default((10, 128), 128, 3)], **kw)  # type: ignore[arg-type]
+
+
+def _good() -> np.ndarray:
+    return M.torch_default((128, 128), 128, 2)
+
+
+def _copied_rows() -> np.ndarray:
+    w = _good()
+    w[1:8] = w[0]
+    return w
+
+
+def _nan() -> np.ndarray:
+    w = _good()
+    w[3, 5] = np.nan
+    w[7, 1] = np.inf
+    return w
+
+
+def _garbage() -> np.ndarray:
+    w = _good()
+    w.flat[::7] = 1e20  # elementwise, like uninitialized memory (not whole rows)
+    w.flat[1::11] = 1e-41
+    return w
+
+
+def _lstm(hidden: int = 8, dup: bool = False) -> onnx.ModelProto:
+    w = M.torch_default((1, 4 * hidden, 6), hidden, 4)
+    if dup:
+        for g in range(4):
+            w[0, g * hidden + 1] = w[0, g * hidden]
+    r = M.torch_default((1, 4 * hidden, hidden), hidden, 5)
+    node = onnx.helper.make_node("LSTM", ["x", "fc2.weight", "R"], ["Y"], hidden_size=hidden)
+    return M.model(
+        [node],
+        [M.tensor("fc2.weight", w), M.tensor("R", r)],
+        [M.value_info("x", [3, 1, 6])],
+        [M.value_info("Y", None)],
+    )
+
+
+NONE: frozenset[str] = frozenset()
+CASES: tuple[Case, ...] = (
+    Case(
+        "IA101-bad-zeros",
+        lambda: _mlp_with_fc2(np.zeros((128, 128), np.float32)),
+        frozenset({"IA101"}),
+    ),
+    Case("IA101-good-default", lambda: _mlp_with_fc2(_good()), NONE),
+    Case("IA101-good-zero-bias", lambda: M.mlp([_good()], bias=True), NONE, "fc1.bias"),
+    Case(
+        "IA102-bad-constant",
+        lambda: _mlp_with_fc2(np.full((128, 128), 0.05, np.float32)),
+        frozenset({"IA102"}),
+    ),
+    Case("IA102-good-default", lambda: _mlp_with_fc2(_good()), NONE),
+    Case("IA103-bad-nan-inf", lambda: _mlp_with_fc2(_nan()), frozenset({"IA103"})),
+    Case("IA103-good-default", lambda: _mlp_with_fc2(_good()), NONE),
+    Case("IA104-bad-copied-rows", lambda: _mlp_with_fc2(_copied_rows()), frozenset({"IA104"})),
+    Case("IA104-bad-lstm-unit", lambda: _lstm(dup=True), frozenset({"IA104"})),
+    Case("IA104-good-lstm", lambda: _lstm(), NONE),
+    Case("IA104-good-default", lambda: _mlp_with_fc2(_good()), NONE),
+    Case(
+        "IA104-good-fp16-default",
+        lambda: _mlp_with_fc2(_good(), data_type=onnx.TensorProto.FLOAT16),
+        NONE,
+    ),
+    Case("IA105-bad-garbage", lambda: _mlp_with_fc2(_garbage()), frozenset({"IA105"})),
+    Case("IA105-good-default", lambda: _mlp_with_fc2(_good()), NONE),
+)
+
+
+def _zero_head() -> onnx.ModelProto:
+    return M.mlp(
+        [
+            M.torch_default((128, 64), 64, 1),
+            M.torch_default((128, 128), 128, 2),
+            np.zeros((10, 128), np.float32),
+        ]
+    )
+
+
+def _zero_residual_branch() -> onnx.ModelProto:
+    """x -> MatMul(W1) -> Relu -> MatMul(fc2.weight = 0) -> Add(x) -> Relu: zero_init_residual."""
+    h = onnx.helper
+    nodes = [
+        h.make_node("MatMul", ["x", "W1"], ["a"]),
+        h.make_node("Relu", ["a"], ["r"]),
+        h.make_node("MatMul", ["r", "fc2.weight"], ["b"]),
+        h.make_node("Add", ["b", "x"], ["s"]),
+        h.make_node("Relu", ["s"], ["out"]),
+    ]
+    inits = [
+        M.tensor("W1", M.torch_default((32, 32), 32)),
+        M.tensor("fc2.weight", np.zeros((32, 32), np.float32)),
+    ]
+    return M.model(nodes, inits, [M.value_info("x", [2, 32])], [M.value_info("out", None)])
+
+
+CASES = (
+    *CASES,
+    Case("IA101-info-zero-head", _zero_head, frozenset({"IA101"}), "fc3.weight"),
+    Case("IA101-info-zero-residual-branch", _zero_residual_branch, frozenset({"IA101"})),
+)

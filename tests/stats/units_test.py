@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import numpy as np
+
+from initaudit.graph.layout import UnitLayout
+from initaudit.stats.units import find_duplicate_units
+
+
+def _w(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-0.1, 0.1, size=shape).astype(np.float32)
+
+
+def test_rows_copied_are_grouped() -> None:
+    w = _w(32, 16)
+    w[5] = w[2]
+    w[9] = w[2]
+    dup = find_duplicate_units(w, UnitLayout(axis=0))
+    assert dup is not None and dup.groups == ((2, 5, 9),)
+
+
+def test_columns_for_matmul_layout() -> None:
+    w = _w(16, 32)
+    w[:, 7] = w[:, 3]
+    assert find_duplicate_units(w, UnitLayout(axis=1)).groups == ((3, 7),)
+    assert find_duplicate_units(w, UnitLayout(axis=0)).groups == ()
+
+
+def test_grouped_conv_compares_within_groups_only() -> None:
+    w = _w(8, 2, 3, 3)
+    w[4] = w[0]  # same filter in group 0 and group 1 (groups=2): different inputs, fine
+    assert find_duplicate_units(w, UnitLayout(axis=0, groups=2)).groups == ()
+    w[1] = w[0]  # same group: symmetric
+    assert find_duplicate_units(w, UnitLayout(axis=0, groups=2)).groups == ((0, 1),)
+
+
+def test_zero_units_are_not_duplicates() -> None:
+    w = np.eye(16, 8, dtype=np.float32)  # eye_ on a tall matrix leaves zero rows
+    assert find_duplicate_units(w, UnitLayout(axis=0)).groups == ()
+
+
+def test_chance_collisions_on_coarse_grid_are_not_reported() -> None:
+    # 1-element rows on an int8-like grid collide by chance; that is not a bug.
+    w = np.random.default_rng(0).integers(-3, 4, size=(64, 1)).astype(np.float32)
+    assert find_duplicate_units(w, UnitLayout(axis=0)).groups == ()
+
+
+def test_recurrent_hidden_unit_spans_all_gates() -> None:
+    h, i = 6, 10
+    w = _w(1, 4 * h, i)
+    w[0, 1] = w[0, 0]  # unit 1 equals unit 0 in gate 0 only: not a duplicate unit
+    assert find_duplicate_units(w, UnitLayout(axis=1, gates=4, batch_dims=1)).groups == ()
+    for g in range(4):
+        w[0, g * h + 1] = w[0, g * h]
+    assert find_duplicate_units(w, UnitLayout(axis=1, gates=4, batch_dims=1)).groups == ((0, 1),)
