@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 
 from initaudit import __version__
+from initaudit.config import DEFAULT, Config
 from initaudit.errors import InputError
 from initaudit.graph.sites import WeightSite, find_sites
 from initaudit.load import LoadedModel, load_model
@@ -19,7 +20,10 @@ from initaudit.stats import SiteStats, measure
 
 
 def audit_file(
-    path: str | os.PathLike[str], rules: Sequence[type[Rule]] = ALL_RULES, debug: bool = False
+    path: str | os.PathLike[str],
+    rules: Sequence[type[Rule]] = ALL_RULES,
+    debug: bool = False,
+    config: Config = DEFAULT,
 ) -> FileResult:
     """Audit one model file; any problem becomes the result's ``error``, never an exception.
 
@@ -33,7 +37,7 @@ def audit_file(
     except InputError as exc:
         return FileResult(shown, FileError(exc.code, exc.message))
     try:
-        return _audit_loaded(shown, loaded, rules)
+        return _audit_loaded(shown, loaded, rules, config)
     except InputError as exc:
         return FileResult(shown, FileError(exc.code, exc.message))
     except (
@@ -59,10 +63,12 @@ def audit_file(
         loaded.close()
 
 
-def _audit_loaded(shown: str, loaded: LoadedModel, rules: Sequence[type[Rule]]) -> FileResult:
+def _audit_loaded(
+    shown: str, loaded: LoadedModel, rules: Sequence[type[Rule]], config: Config
+) -> FileResult:
     sites = find_sites(loaded)
     stats: dict[str, SiteStats] = {site.name: measure(site, loaded.store) for site in sites}
-    findings = run_rules(RuleContext(sites, stats), rules)
+    findings = run_rules(RuleContext(sites, stats, config), rules)
     tensors = tuple(_tensor_report(site, stats[site.name]) for site in sites)
     return FileResult(shown, None, tensors, tuple(sorted(findings, key=lambda f: f.sort_key())))
 
@@ -98,5 +104,7 @@ def audit_paths(
     fail_on: Severity | None = Severity.ERROR,
     rules: Sequence[type[Rule]] = ALL_RULES,
     debug: bool = False,
+    config: Config = DEFAULT,
 ) -> Report:
-    return Report(tuple(audit_file(p, rules, debug) for p in paths), __version__, fail_on)
+    results = tuple(audit_file(p, rules, debug, config) for p in paths)
+    return Report(results, __version__, fail_on)

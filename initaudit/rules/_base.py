@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from initaudit.config import DEFAULT, Config
 from initaudit.graph.layout import MATRIX_ROLES, OTHER
 from initaudit.graph.sites import WeightSite
 from initaudit.report.model import Finding, Severity
@@ -20,6 +21,7 @@ from initaudit.stats import SiteStats
 class RuleContext:
     sites: Sequence[WeightSite]
     stats: Mapping[str, SiteStats]
+    config: Config = DEFAULT
 
     def measured(self) -> Iterator[tuple[WeightSite, SiteStats]]:
         for site in self.sites:
