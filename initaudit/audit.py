@@ -6,17 +6,29 @@ stays at one tensor (plus its float copy) however large the model is.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from initaudit import __version__
 from initaudit.config import DEFAULT, Config
 from initaudit.errors import InputError
-from initaudit.graph.sites import WeightSite, find_sites
+from initaudit.graph.layout import EMBEDDING
+from initaudit.graph.sites import SiteFinder, WeightSite
 from initaudit.load import LoadedModel, load_model
-from initaudit.report.model import FileError, FileResult, Report, Severity, TensorReport
+from initaudit.report.model import (
+    DepthEntry,
+    FileError,
+    FileResult,
+    Report,
+    Severity,
+    TensorReport,
+)
 from initaudit.rules import ALL_RULES, Rule, RuleContext, run_rules
-from initaudit.stats import SiteStats, measure
+from initaudit.runtime import PropagationError, measure_outputs
+from initaudit.stats import Progress, SiteStats, measure_all
+from initaudit.stats.depth import propagate
 
 
 def audit_file(
@@ -24,53 +36,133 @@ def audit_file(
     rules: Sequence[type[Rule]] = ALL_RULES,
     debug: bool = False,
     config: Config = DEFAULT,
+    propagate: Mapping[str, tuple[int, ...]] | None = None,
+    *,
+    jobs: int = 1,
+    progress: Callable[[str, Progress], None] | None = None,
 ) -> FileResult:
     """Audit one model file; any problem becomes the result's ``error``, never an exception.
 
+    ``jobs`` threads measure the tensors (the report is the same for any number); ``progress``
+    is called with the path and a :class:`Progress` after each tensor (``--jobs``, the bar).
+
+    ``propagate`` (input shapes by name, possibly empty) also runs the model on random inputs
+    to measure each layer's output scale next to the prediction (``--propagate``).
+
     An unexpected exception is a bug in initaudit, but it still must not hide the other files'
     results or print a traceback in CI: it becomes an ``internal`` error entry (``--debug``
-    re-raises it).
+    re-raises it). This is the one place that catches ``Exception``: whatever a stage or a rule
+    raises (AttributeError, RuntimeError, numpy's errors...), the file fails closed here.
     """
     shown = os.fspath(path)
     try:
         loaded = load_model(path)
+        try:
+            on_tensor = None if progress is None else (lambda p: progress(shown, p))
+            result = _audit_loaded(shown, loaded, rules, config, jobs, on_tensor)
+            if propagate is not None:
+                result = _with_measurement(result, loaded, propagate)
+            return result
+        finally:
+            loaded.close()
     except InputError as exc:
         return FileResult(shown, FileError(exc.code, exc.message))
-    try:
-        return _audit_loaded(shown, loaded, rules, config)
-    except InputError as exc:
-        return FileResult(shown, FileError(exc.code, exc.message))
-    except (
-        MemoryError,
-        RecursionError,
-        ValueError,
-        IndexError,
-        KeyError,
-        TypeError,
-        ArithmeticError,
-        OSError,
-    ) as exc:
+    except Exception as exc:
         if debug:
             raise
-        first = (str(exc).splitlines() or [""])[0][:200]
-        return FileResult(
-            shown,
-            FileError(
-                "internal", f"internal error ({type(exc).__name__}: {first}); rerun with --debug"
-            ),
-        )
-    finally:
-        loaded.close()
+        return FileResult(shown, FileError("internal", _internal_message(exc)))
+
+
+def _internal_message(exc: Exception) -> str:
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return f"internal error ({type(exc).__name__}: {first}); rerun with --debug"
 
 
 def _audit_loaded(
-    shown: str, loaded: LoadedModel, rules: Sequence[type[Rule]], config: Config
+    shown: str,
+    loaded: LoadedModel,
+    rules: Sequence[type[Rule]],
+    config: Config,
+    jobs: int = 1,
+    progress: Callable[[Progress], None] | None = None,
 ) -> FileResult:
-    sites = find_sites(loaded)
-    stats: dict[str, SiteStats] = {site.name: measure(site, loaded.store) for site in sites}
-    findings = run_rules(RuleContext(sites, stats, config), rules)
+    finder = SiteFinder(loaded)
+    sites = finder.sites()
+    stats: dict[str, SiteStats] = measure_all(sites, loaded.store, jobs, progress)
+    depth = propagate(finder.index, finder.consts, sites, _second_moments(stats))
+    selected = [r for r in rules if config.selects(r.code)]
+    findings = run_rules(RuleContext(sites, stats, config, depth), selected)
+    # Per-tensor overrides (ignore, allow-zeros) apply to what rules found, so no rule needs
+    # to know about them; a node glob matches any node that reads the tensor.
+    nodes = {s.name: (s.node, *(u.node for u in s.uses)) for s in sites}
+    kept = [f for f in findings if config.keeps(f.rule, f.tensor, nodes.get(f.tensor or "", ()))]
     tensors = tuple(_tensor_report(site, stats[site.name]) for site in sites)
-    return FileResult(shown, None, tensors, tuple(sorted(findings, key=lambda f: f.sort_key())))
+    layers = tuple(
+        DepthEntry(
+            d.tensor,
+            d.node,
+            d.op_type,
+            d.log10_forward,
+            d.log10_backward,
+            log10_output=d.log10_output,
+        )
+        for d in depth.layers
+    )
+    return FileResult(
+        shown,
+        None,
+        tensors,
+        tuple(sorted(kept, key=lambda f: f.sort_key())),
+        layers,
+        depth.assumptions,
+    )
+
+
+def _with_measurement(
+    result: FileResult, loaded: LoadedModel, shapes: Mapping[str, tuple[int, ...]]
+) -> FileResult:
+    """Measured output scale per layer beside the prediction; a model the runtime cannot run
+    keeps its prediction and says why in a note (stderr), not an error."""
+    if result.error is not None or not result.depth:
+        return result
+    finder = SiteFinder(loaded)
+    by_name = {n.name: n for n in finder.index.nodes}
+    outputs = {d.node: by_name[d.node].outputs[0] for d in result.depth if d.node in by_name}
+    vocab = _vocab_of_inputs(finder, finder.sites())
+    try:
+        measured = measure_outputs(loaded, sorted(set(outputs.values())), vocab, shapes)
+    except PropagationError as exc:
+        return replace(result, notes=(*result.notes, f"--propagate could not run the model: {exc}"))
+    depth = tuple(
+        replace(d, measured_log10_forward=_log10(measured.get(outputs.get(d.node, ""), 0.0)))
+        for d in result.depth
+    )
+    return replace(result, depth=depth)
+
+
+def _vocab_of_inputs(finder: SiteFinder, sites: Sequence[WeightSite]) -> dict[str, int]:
+    """Integer graph inputs that index an embedding table: their valid range."""
+    tables = {s.name: s.shape[0] for s in sites if s.role == EMBEDDING and s.shape}
+    vocab: dict[str, int] = {}
+    for name in finder.index.graph_inputs:
+        for node, slot in finder.index.consumers_of(name):
+            if node.op_type == "Gather" and slot == 1 and node.input(0) in tables:
+                vocab[name] = tables[node.input(0)]
+    return vocab
+
+
+def _log10(x: float) -> float | None:
+    return math.log10(x) if x > 0 and math.isfinite(x) else None
+
+
+def _second_moments(stats: dict[str, SiteStats]) -> dict[str, float]:
+    """E[w²] = std² + mean² per tensor: what a layer multiplies its input's second moment by."""
+    out: dict[str, float] = {}
+    for name, st in stats.items():
+        m = st.moments
+        if m.std is not None and m.mean is not None:
+            out[name] = m.std * m.std + m.mean * m.mean
+    return out
 
 
 def _tensor_report(site: WeightSite, st: SiteStats) -> TensorReport:
@@ -87,16 +179,24 @@ def _tensor_report(site: WeightSite, st: SiteStats) -> TensorReport:
         fan_out=site.fan_out,
         activation=act.label if act else None,
         normalized=bool(act and act.normalized),
-        scheme=None,
+        scheme=_scheme_label(st),
         mean=m.mean,
         std=m.std,
-        expected_std=None,
-        ratio=None,
+        expected_std=st.fit.expected_std,
+        ratio=st.fit.ratio,
         min=m.min,
         max=m.max,
         uses=tuple(u.node for u in site.uses),
         quantized=site.quant is not None,
     )
+
+
+def _scheme_label(st: SiteStats) -> str | None:
+    if st.tied_to is not None:
+        return f"tied({st.tied_to})"
+    if st.fit.scheme is not None:
+        return st.fit.scheme
+    return st.vector.scheme if st.vector is not None else None
 
 
 def audit_paths(
@@ -105,6 +205,12 @@ def audit_paths(
     rules: Sequence[type[Rule]] = ALL_RULES,
     debug: bool = False,
     config: Config = DEFAULT,
+    propagate: Mapping[str, tuple[int, ...]] | None = None,
+    *,
+    jobs: int = 1,
+    progress: Callable[[str, Progress], None] | None = None,
 ) -> Report:
-    results = tuple(audit_file(p, rules, debug, config) for p in paths)
+    results = tuple(
+        audit_file(p, rules, debug, config, propagate, jobs=jobs, progress=progress) for p in paths
+    )
     return Report(results, __version__, fail_on)

@@ -68,6 +68,7 @@ def mlp(
     bias: bool = True,
     names: Sequence[str] | None = None,
     data_type: int | None = None,
+    biases: Sequence[np.ndarray | None] | None = None,
 ) -> onnx.ModelProto:
     """Gemm(transB=1) stack, weights (out, in) as nn.Linear stores them; act between layers."""
     nodes: list[onnx.NodeProto] = []
@@ -79,7 +80,8 @@ def mlp(
         inits.append(tensor(name, w, data_type))
         ins = [x, name]
         if bias:
-            b = torch_default((w.shape[0],), w.shape[1], seed=100 + i)
+            given = biases[i] if biases is not None and i < len(biases) else None
+            b = given if given is not None else torch_default((w.shape[0],), w.shape[1], 100 + i)
             inits.append(tensor(f"{prefix}.bias", b, data_type))
             ins.append(f"{prefix}.bias")
         y = f"/{prefix}/Gemm_output_0"

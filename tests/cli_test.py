@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 from initaudit import __version__
 from initaudit.cli import cli
 from tests import _models as M
+from tests.report._golden import check_golden, run_format
 
 TENSOR_KEYS = [
     "name",
@@ -33,6 +35,7 @@ TENSOR_KEYS = [
     "ratio",
 ]
 FINDING_KEYS = ["rule", "severity", "tensor", "node", "message"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def zero(tmp_path: Path) -> Path:
 
 
 def run(*args: str | Path) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli, [str(a) for a in args])
+    r = CliRunner().invoke(cli, ["--isolated", *(str(a) for a in args)])
     return r.exit_code, r.stdout, r.stderr
 
 
@@ -90,7 +93,7 @@ def test_json_contract(zero: Path) -> None:
     assert list(doc)[:4] == ["schema_version", "initaudit_version", "files", "summary"]
     assert doc["schema_version"] == 1 and doc["initaudit_version"] == __version__
     f = doc["files"][0]
-    assert list(f) == ["path", "error", "tensors", "findings"]
+    assert list(f)[:4] == ["path", "error", "tensors", "findings"]  # fields are only added
     t = {t["name"]: t for t in f["tensors"]}["fc1.weight"]
     assert list(t)[: len(TENSOR_KEYS)] == TENSOR_KEYS
     assert (t["role"], t["shape"], t["dtype"], t["fan_in"], t["fan_out"], t["activation"]) == (
@@ -102,7 +105,14 @@ def test_json_contract(zero: Path) -> None:
         "relu",
     )
     assert list(f["findings"][0])[: len(FINDING_KEYS)] == FINDING_KEYS
-    assert doc["summary"] == {"files": 1, "errors": 1, "warnings": 0, "infos": 0, "file_errors": 0}
+    assert doc["summary"] == {
+        "files": 1,
+        "errors": 1,
+        "warnings": 0,
+        "infos": 0,
+        "file_errors": 0,
+        "baselined": 0,
+    }
 
 
 def test_output_file_and_no_color(zero: Path, tmp_path: Path) -> None:
@@ -146,3 +156,97 @@ def test_installed_console_script(zero: Path, tmp_path: Path) -> None:
     assert r.stderr == f"initaudit: {tmp_path / 'missing.onnx'}: not-found: no such file\n"
     assert "IA101" in r.stdout and "\x1b[" not in r.stdout
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("fmt", "golden"), [("text", "report.txt"), ("json", "report.json")])
+def test_golden(fmt: str, golden: str, tmp_path: Path) -> None:
+    """Same fixture as the SARIF and GitHub golden files (tests/report/_golden.py)."""
+    code, out = run_format(tmp_path, fmt)
+    assert code == 2
+    check_golden(golden, out)
+
+
+def test_select_and_ignore_by_code_or_prefix(zero: Path) -> None:
+    assert run(zero, "--ignore", "IA101")[0] == 0
+    assert run(zero, "--select", "IA102,IA103", "--select", "IA104")[0] == 0
+    code, out, _ = run(zero, "--select", "ia1", "--ignore", "IA104")
+    assert code == 1 and "IA101" in out
+    assert run(zero, "--select", "IA2", "--extend-select", "IA101")[0] == 1
+    # The most specific entry wins, as in ruff: IA101 stays selected under an IA1 ignore.
+    assert run(zero, "--ignore", "IA1", "--extend-select", "IA101")[0] == 1
+
+
+def test_unknown_rule_code_is_a_usage_error(zero: Path) -> None:
+    code, _, err = run(zero, "--ignore", "IA104,IA9")
+    assert code == 2
+    assert "unknown rule code 'IA9' in --ignore; see 'initaudit --list-rules'" in err
+    assert run(zero, "--select", "E501")[0] == 2
+
+
+def test_explain_accepts_any_case_and_ignores_selection() -> None:
+    code, out, _ = run("--explain", "ia104", "--ignore", "IA1")
+    assert code == 0 and out.startswith("IA104 (duplicate-units)")
+
+
+@pytest.mark.parametrize("sarif", ["false", "true"])
+def test_action_run_step(sarif: str, zero: Path, clean: Path, tmp_path: Path) -> None:
+    """The composite action's script, run as GitHub would (bash -e, inputs through env)."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML comes with pre-commit ('.[test]')")
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    assert action["runs"]["using"] == "composite"
+    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "run"]
+    (tmp_path / "models" / "deep").mkdir(parents=True)
+    zero.rename(tmp_path / "models" / "deep" / "zero.onnx")
+    clean.rename(tmp_path / "models" / "clean.onnx")
+    outputs = tmp_path / "github_output"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GITHUB_OUTPUT": str(outputs),
+        "INPUT_PATHS": "models/**/*.onnx",
+        "INPUT_ARGS": "--isolated --fail-on warning",
+        "INPUT_SARIF": sarif,
+        "INPUT_SARIF_FILE": "out.sarif",
+    }
+    r = subprocess.run(
+        [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr  # the step passes; the action's last step fails the job
+    assert "exit-code=1" in outputs.read_text().splitlines()
+    if sarif == "true":
+        doc = json.loads((tmp_path / "out.sarif").read_text())
+        uris = {
+            res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for res in doc["runs"][0]["results"]
+        }
+        assert uris == {"models/deep/zero.onnx"}
+    else:
+        assert r.stdout.startswith(
+            "::error file=models/deep/zero.onnx,line=1,title=initaudit IA101"
+        )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hf_gpt2_tiny__dynamo.onnx",
+        "lstm_bidirectional__legacy.onnx",
+        "embedding_tied_lm__dynamo.onnx",
+        "mlp_duplicate_units__dynamo.onnx",
+        "cnn_qdq_int8__legacy.onnx",
+    ],
+)
+def test_jobs_do_not_change_a_byte_of_the_report(name: str) -> None:
+    model = ROOT / "fixtures" / "torch" / name
+    outputs = {run("--format", "json", "--fail-on", "never", "--jobs", j, model) for j in "12"}
+    assert len(outputs) == 1
+    code, out, err = outputs.pop()
+    assert code == 0 and err == "" and json.loads(out)["files"][0]["tensors"]

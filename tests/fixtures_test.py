@@ -199,3 +199,57 @@ def test_make_fixtures_is_deterministic(tmp_path: Path) -> None:
     assert written
     for rel in written:
         assert (tmp_path / rel).read_bytes() == (FIXTURES / rel).read_bytes(), rel
+
+
+@pytest.mark.parametrize(
+    ("rel", "schemes"),
+    [
+        (
+            "built/keras_style_lstm_dense.onnx",
+            {
+                "W": "glorot_uniform",
+                "R": "orthogonal",
+                "B": "unit_forget_bias",
+                "dense/kernel:0": "glorot_uniform",
+                "dense/bias:0": "zeros",
+            },
+        ),
+        (
+            "built/flax_style_embed_mlp.onnx",
+            {
+                "embed/embedding": "flax Embed",
+                "dense_0/kernel": "lecun_normal",
+                "dense_1/kernel": "lecun_normal",
+            },
+        ),
+    ],
+)
+def test_keras_and_flax_defaults_are_identified_and_clean(rel: str, schemes: dict) -> None:
+    result = audit_file(FIXTURES / rel)
+    got = {t.name: t.scheme or "" for t in result.tensors}
+    for name, keyword in schemes.items():
+        assert keyword in got[name], (name, got[name])
+    assert result.findings == ()
+
+
+def test_real_exports_identify_their_init_scheme() -> None:
+    """What each real export's weights were drawn from, named as the frameworks name it."""
+    expected = {
+        "mlp_relu__dynamo.onnx": {"fc1.weight": "pytorch_default", "fc1.bias": "pytorch_default"},
+        "mlp_he_relu__legacy.onnx": {"fc2.weight": "kaiming_normal(fan_in, relu)"},
+        "mlp_tanh__legacy.onnx": {"fc1.weight": "xavier_uniform(gain=tanh)"},
+        "hf_gpt2_tiny__dynamo.onnx": {
+            "model.transformer.h.0.attn.c_attn.weight": "normal(std=0.02)",
+            "model.transformer.h.0.mlp.c_proj.weight": "0.02/sqrt(2*2)",
+        },
+        "multihead_attention__dynamo.onnx": {"val_0": "xavier_uniform"},
+        "lstm__legacy.onnx": {"onnx::LSTM_222": "rnn"},
+        "embedding_tied_lm__legacy.onnx": {
+            "emb.weight": "Embedding default",
+            "onnx::MatMul_12": "tied(emb.weight)",
+        },
+    }
+    for name, schemes in expected.items():
+        got = {t.name: t.scheme or "" for t in _audit(f"fixtures/torch/{name}").tensors}
+        for tensor, keyword in schemes.items():
+            assert keyword in got[tensor], (name, tensor, got[tensor])

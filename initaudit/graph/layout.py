@@ -125,7 +125,8 @@ def _recurrent(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
         role = WEIGHT if slot == 1 else RECURRENT
         return Layout(role, shape[2], shape[1], units, facts)
     if slot == 3:
-        return Layout(BIAS)
+        h = hidden if isinstance(hidden, int) and hidden > 0 else None
+        return Layout(BIAS, facts=(("hidden_size", h),) if h else ())
     if slot == 7 and node.op_type == "LSTM":
         return Layout(SCALE)  # peephole weights
     return None

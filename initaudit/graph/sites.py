@@ -126,6 +126,7 @@ class SiteFinder:
         self.index = GraphIndex(loaded.model)
         self.consts = Constants(self.index, loaded.store)
         self.acts = ActivationFinder(self.index, self.consts)
+        self._reassembles: dict[tuple[int, str], bool] = {}
 
     def sites(self) -> list[WeightSite]:
         quant_params = self._quant_params()
@@ -204,11 +205,14 @@ class SiteFinder:
             for user, _slot in self.index.consumers_of(out):
                 if user.op_type != "Concat" or not user.outputs:
                     continue
-                sources = [self.index.producer_of(i) for i in user.inputs if i]
-                if all(
-                    p is not None and p.op_type in ("Slice", "Split") and p.input(0) == value
-                    for p in sources
-                ):
+                key = (user.id, value)
+                if key not in self._reassembles:  # each Concat is checked once, not per Slice
+                    sources = [self.index.producer_of(i) for i in user.inputs if i]
+                    self._reassembles[key] = all(
+                        p is not None and p.op_type in ("Slice", "Split") and p.input(0) == value
+                        for p in sources
+                    )
+                if self._reassembles[key]:
                     return user.outputs[0]
         return None
 
@@ -389,7 +393,7 @@ class SiteFinder:
         node = reach.node
         if node.op_type in ("Add", "Sub"):
             others = [i for j, i in enumerate(node.inputs) if j != reach.slot and i]
-            src = self._source_op(others[0]) if others else None
+            src = self._linear_source(others[0]) if others else None
             node = src if src is not None else node
         fan_in = fan_by_node.get(node.id)
         if fan_in is None:

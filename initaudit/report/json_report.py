@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any
 
-from initaudit.report.model import Finding, Report, TensorReport
+from initaudit.report.model import DepthEntry, Finding, Report, TensorReport
 
 SCHEMA_VERSION = 1
 
@@ -44,6 +44,18 @@ def _tensor(t: TensorReport) -> dict[str, Any]:
     }
 
 
+def _depth(d: DepthEntry) -> dict[str, Any]:
+    return {
+        "tensor": d.tensor,
+        "node": d.node,
+        "op_type": d.op_type,
+        "log10_forward": _num(d.log10_forward),
+        "log10_backward": _num(d.log10_backward),
+        "log10_output": _num(d.log10_output),
+        "measured_log10_output": _num(d.measured_log10_forward),
+    }
+
+
 def _finding(f: Finding) -> dict[str, Any]:
     return {
         "rule": f.rule,
@@ -69,6 +81,8 @@ def render(report: Report) -> str:
                 else {"code": f.error.code, "message": f.error.message},
                 "tensors": [_tensor(t) for t in f.tensors],
                 "findings": [_finding(x) for x in f.findings],
+                "depth": [_depth(d) for d in f.depth],
+                "depth_assumptions": list(f.depth_assumptions),
             }
             for f in report.files
         ],
@@ -78,6 +92,7 @@ def render(report: Report) -> str:
             "warnings": s.warnings,
             "infos": s.infos,
             "file_errors": s.file_errors,
+            "baselined": s.baselined,
         },
     }
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -1,4 +1,8 @@
-"""The records every renderer reads. Renderers format these; they never compute anything."""
+"""The records every renderer reads. Renderers format these; they never compute anything.
+
+They are also the Python API's results (``initaudit.audit`` returns a :class:`Report`), so
+every field is documented and every record is frozen.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,12 @@ class Severity(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem with one tensor (or, when ``tensor`` is None, with the whole model).
+
+    ``rule`` is the code (``IA101``); ``node``/``op_type`` name the node that gives the tensor
+    its role; ``fix`` is a one-line suggestion, when there is one.
+    """
+
     rule: str
     severity: Severity
     tensor: str | None  # None for model-level findings
@@ -39,6 +49,9 @@ class Finding:
 
 @dataclass(frozen=True)
 class TensorReport:
+    """What initaudit inferred and measured about one tensor (README "JSON output" has each
+    field). ``mean``/``std``/``min``/``max`` are over finite values, after dequantization."""
+
     name: str
     node: str | None
     op_type: str | None
@@ -62,16 +75,50 @@ class TensorReport:
 
 @dataclass(frozen=True)
 class FileError:
+    """Why a file could not be audited: a stable ``code`` (README "Error codes") and a message."""
+
     code: str
     message: str
 
 
 @dataclass(frozen=True)
+class DepthEntry:
+    """One weighted layer on the path from inputs to outputs (README "Signal propagation").
+
+    ``log10_forward``: predicted second moment of the layer's output relative to the first
+    layer's input; ``log10_backward``: predicted gradient second moment at the layer's output
+    relative to the last layer's; ``log10_output``: the layer's own output, absolute (inputs
+    N(0, 1)); ``measured_log10_forward``: that output measured by running the model on random
+    inputs (``--propagate``), else None.
+    """
+
+    tensor: str
+    node: str
+    op_type: str
+    log10_forward: float
+    log10_backward: float
+    measured_log10_forward: float | None = None
+    log10_output: float | None = None  # predicted second moment of the layer's own output
+
+
+@dataclass(frozen=True)
 class FileResult:
+    """One model: either ``error`` is set, or ``tensors`` and (sorted) ``findings`` are."""
+
     path: str
     error: FileError | None = None
     tensors: tuple[TensorReport, ...] = ()
     findings: tuple[Finding, ...] = ()
+    depth: tuple[DepthEntry, ...] = ()
+    depth_assumptions: tuple[str, ...] = ()  # op types whose effect on scale was assumed
+    notes: tuple[str, ...] = ()  # warnings about this file that are not findings (stderr)
+
+    def tensor(self, name: str) -> TensorReport:
+        """The report of the tensor called ``name``; KeyError if it was not audited."""
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -81,13 +128,26 @@ class Summary:
     warnings: int
     infos: int
     file_errors: int
+    baselined: int = 0
 
 
 @dataclass(frozen=True)
 class Report:
+    """A whole run: one :class:`FileResult` per model, in the order given.
+
+    ``fail_on`` is the severity that makes :meth:`exit_code` 1 (None: never). ``baselined``
+    counts findings a ``--baseline`` file hid; they are not in ``files``.
+    """
+
     files: tuple[FileResult, ...]
     version: str
     fail_on: Severity | None = field(default=Severity.ERROR)
+    baselined: int = 0
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Every finding of every file, in report order: handy for ``assert`` in a test."""
+        return tuple(x for f in self.files for x in f.findings)
 
     @property
     def summary(self) -> Summary:
@@ -101,6 +161,7 @@ class Report:
             warnings=counts[Severity.WARNING],
             infos=counts[Severity.INFO],
             file_errors=sum(1 for f in self.files if f.error is not None),
+            baselined=self.baselined,
         )
 
     def exit_code(self) -> int:

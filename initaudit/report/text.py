@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from initaudit.report.model import Finding, Report, Severity
+from initaudit.report.model import FileResult, Finding, Report, Severity
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -28,12 +28,33 @@ def _line(path: str, f: Finding, colour: bool) -> str:
     return text
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
+
+
+def _depth_table(fr: FileResult) -> list[str]:
+    """--propagate: predicted and measured log10 second moment of each layer's output."""
+    width = max(len(d.tensor) for d in fr.depth)
+    rows = [
+        f"{fr.path}: depth profile, log10 E[x²] of each layer's output (inputs N(0, 1)):",
+        f"  {'layer':<{width}}  {'op':<10} predicted  measured",
+    ]
+    rows += [
+        f"  {d.tensor:<{width}}  {d.op_type:<10} {_fmt(d.log10_output):>9}  "
+        f"{_fmt(d.measured_log10_forward):>8}"
+        for d in fr.depth
+    ]
+    return rows
+
+
 def render(report: Report, colour: bool = False, quiet: bool = False) -> str:
     lines: list[str] = []
     for fr in report.files:
         if fr.error is not None:
             continue  # already reported on stderr, one line per file
         lines.extend(_line(fr.path, f, colour) for f in fr.findings)
+        if any(d.measured_log10_forward is not None for d in fr.depth):
+            lines.extend(_depth_table(fr))
     if not quiet:
         s = report.summary
         total = s.errors + s.warnings + s.infos
@@ -42,6 +63,8 @@ def render(report: Report, colour: bool = False, quiet: bool = False) -> str:
             f"{_plural(total, 'finding')} ({_plural(s.errors, 'error')}, "
             f"{_plural(s.warnings, 'warning')}, {s.infos} info) in {_plural(audited, 'file')}"
         )
+        if s.baselined:
+            summary += f" ({s.baselined} baselined)"
         if s.file_errors:
             # Lead with the failure: a CI log must never read as a clean "0 findings".
             summary = (

@@ -10,6 +10,13 @@ from initaudit.rules.ia102_constant_weight import ConstantWeight
 from initaudit.rules.ia103_non_finite import NonFiniteValues
 from initaudit.rules.ia104_duplicate_units import DuplicateUnits
 from initaudit.rules.ia105_garbage_values import GarbageValues
+from initaudit.rules.ia201_mis_scaled import MisScaled
+from initaudit.rules.ia202_offset import Offset
+from initaudit.rules.ia203_depth_signal import DepthSignal
+from initaudit.rules.ia204_sibling_outlier import SiblingOutlier
+from initaudit.rules.ia301_activation_mismatch import ActivationMismatch
+from initaudit.rules.ia302_unfit_distribution import UnfitDistribution
+from initaudit.rules.ia401_affine_not_default import AffineNotDefault
 
 ALL_RULES: tuple[type[Rule], ...] = (
     ZeroWeight,
@@ -17,18 +24,17 @@ ALL_RULES: tuple[type[Rule], ...] = (
     NonFiniteValues,
     DuplicateUnits,
     GarbageValues,
+    MisScaled,
+    Offset,
+    DepthSignal,
+    SiblingOutlier,
+    ActivationMismatch,
+    UnfitDistribution,
+    AffineNotDefault,
 )
 
 # Codes reserved by the contract for rules that later releases implement.
-RESERVED_CODES: dict[str, str] = {
-    "IA201": "mis-scaled: std far from every plausible scheme for its fans/activation",
-    "IA202": "offset: mean far from zero",
-    "IA203": "signal explodes or vanishes through the network's depth (model-level)",
-    "IA204": "inconsistent with sibling layers",
-    "IA301": "scheme does not suit the activation",
-    "IA302": "values fit no known init distribution",
-    "IA401": "bias not zero / norm scale not one / norm shift not zero",
-}
+RESERVED_CODES: dict[str, str] = {}
 
 
 def rule_by_code(code: str) -> type[Rule] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 from initaudit.config import DEFAULT, Config
@@ -15,6 +16,9 @@ from initaudit.graph.layout import MATRIX_ROLES, OTHER
 from initaudit.graph.sites import WeightSite
 from initaudit.report.model import Finding, Severity
 from initaudit.stats import SiteStats
+from initaudit.stats.depth import DepthProfile
+
+TRAINED_MIN_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class RuleContext:
     sites: Sequence[WeightSite]
     stats: Mapping[str, SiteStats]
     config: Config = DEFAULT
+    depth: DepthProfile | None = None
 
     def measured(self) -> Iterator[tuple[WeightSite, SiteStats]]:
         for site in self.sites:
@@ -40,6 +45,36 @@ class RuleContext:
         for site, st in self.measured():
             if site.role != OTHER:
                 yield site, st
+
+    def judged(self) -> Iterator[tuple[WeightSite, SiteStats]]:
+        """Weights the statistical rules judge: measured, identified, not a tied copy, and
+        only when the model as a whole looks freshly initialized (see :func:`looks_trained`)."""
+        if self.looks_trained:
+            return
+        for site, st in self.weights():
+            m = st.moments
+            # Garbage (IA105) and non-finite (IA103) values already have their finding;
+            # moments dominated by them say nothing about a scheme.
+            if m.n_huge or m.n_tiny or m.n_nonfinite:
+                continue
+            if st.tied_to is None and st.fit.scheme is not None:
+                yield site, st
+
+    @cached_property
+    def looks_trained(self) -> bool:
+        """Most sizeable weights fit no init distribution: judging them one by one against
+        init schemes would flood the report, so IA302 says it once for the model."""
+        sizeable = [
+            st
+            for _, st in self.weights()
+            if st.moments.size >= TRAINED_MIN_SIZE
+            and st.fit.scheme is not None
+            and st.fit.family not in ("constant",)
+        ]
+        if len(sizeable) < 2:
+            return False
+        unfit = sum(1 for st in sizeable if not st.fit.fits_family)
+        return unfit > 0.5 * len(sizeable)
 
 
 class Rule:

@@ -1,12 +1,19 @@
 """Identical output units (IA104): units that start equal get equal gradients and stay equal.
 
 Units are compared within the groups that really see the same input (conv groups, recurrent
-directions, expert/head batches). Candidates are found by a seeded random projection (one
-matrix-vector product), then confirmed by exact comparison. All-zero units are left to the
-zero/identity schemes (eye_ and dirac_ leave zero rows by design).
+directions, expert/head batches). Candidates are found by hashing each unit's stored bits
+(a seeded random linear hash, exact integer arithmetic), then confirmed by exact comparison.
+All-zero units are left to the zero/identity schemes (eye_ and dirac_ leave zero rows by
+design).
 
 Equal rows can also happen by chance when rows are short and values coarse (a bf16 or int8
 grid): we only report when the expected number of chance collisions is negligible.
+
+The hash reads the stored elements as unsigned integers, a bounded slab at a time, with no
+conversion to float: equal values have equal bits except for the sign of zero, so the sign bit
+is left out of the hash (masked, or multiplied away by even multipliers for 32-bit words).
+Integer arithmetic wraps exactly, in any order: equal units always hash equal, and unequal
+ones collide with probability ~2^-31, after which the exact comparison tells them apart.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from initaudit.graph.layout import UnitLayout
+from initaudit.stats.values import CHUNK, Values, as_values
 
 _SEED = 0x1A104
 
@@ -55,56 +63,110 @@ def _blocks(arr: np.ndarray, lay: UnitLayout) -> Iterator[tuple[np.ndarray, int]
     yield np.moveaxis(arr, lay.axis, 0).reshape(arr.shape[lay.axis], -1), 0
 
 
-def find_duplicate_units(arr: np.ndarray, lay: UnitLayout) -> DuplicateUnits | None:
-    if arr.ndim == 0 or not -arr.ndim <= lay.axis < arr.ndim:
+def find_duplicate_units(
+    arr: Values | np.ndarray, lay: UnitLayout, finite: bool = False
+) -> DuplicateUnits | None:
+    """Groups of equal non-zero units; ``finite`` says the values are known to be finite."""
+    values = as_values(arr)
+    if values.ndim == 0 or not -values.ndim <= lay.axis < values.ndim:
         return None
     rng = np.random.default_rng(_SEED)
     groups: list[tuple[int, ...]] = []
     n_units = 0
-    for block, offset in _blocks(arr, lay):
+    for block, offset in _blocks(values.stored, lay):
         units, feat = block.shape
         n_units += units
         if units < 2 or feat == 0:
             continue
-        b = np.asarray(block, dtype=np.float64)
-        if not np.isfinite(b).all():
+        blk = Values(block, values.widen)
+        if not _chance_negligible(blk):
             continue
-        if not _chance_negligible(b):
+        if not finite and not _all_finite(blk):
             continue
-        proj = b @ rng.standard_normal(feat)
-        nonzero = np.any(b != 0, axis=1)
-        order = np.argsort(proj, kind="stable")
-        i = 0
-        while i < len(order):
-            j = i + 1
-            while j < len(order) and proj[order[j]] == proj[order[i]]:
-                j += 1
-            if j - i > 1:
-                groups.extend(_exact_groups(b, order[i:j], nonzero, offset))
-            i = j
+        for run in _equal_runs(_hash_units(block, rng)):
+            groups.extend(_exact_groups(blk, run, offset))
     if not groups:
         return DuplicateUnits(n_units, ())
     return DuplicateUnits(n_units, tuple(sorted(groups)))
 
 
-def _exact_groups(
-    b: np.ndarray, idx: np.ndarray, nonzero: np.ndarray, offset: int
-) -> list[tuple[int, ...]]:
+def _all_finite(blk: Values) -> bool:
+    units, feat = blk.shape
+    step = max(1, CHUNK // feat)
+    return all(np.isfinite(blk[lo : lo + step]).all() for lo in range(0, units, step))
+
+
+def _words(x: np.ndarray) -> np.ndarray:
+    """One unsigned 32-bit word per element; all but 4-byte elements lose their sign bit here.
+
+    1- and 2-byte elements are masked to their low 7/15 bits; 8-byte ones are masked and
+    folded to 32 bits; 4-byte elements are viewed as they are (their hash multipliers are
+    even, which drops bit 31).
+    """
+    size = x.dtype.itemsize
+    if size == 4:
+        return x.view(np.uint32)
+    if size == 8:
+        v = np.bitwise_and(x.view(np.uint64), np.uint64(0x7FFF_FFFF_FFFF_FFFF))
+        return np.bitwise_xor(v, v >> np.uint64(32)).astype(np.uint32)
+    return np.bitwise_and(x.view(f"u{size}"), (1 << (8 * size - 1)) - 1, dtype=np.uint32)
+
+
+def _hash_units(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 32-bit linear hash of each unit (row) of the stored ``block``, sign bits ignored.
+
+    Slabs follow the stored order: rows of units when units are the slow axis, else slabs of
+    features (a transposed view's stored rows), so each slab is a contiguous read. einsum, not
+    BLAS: no BLAS for integers, and no threaded BLAS oversubscribing the worker threads.
+    """
+    units, feat = block.shape
+    mult = rng.integers(0, 1 << 32, size=feat, dtype=np.uint32)
+    if block.dtype.itemsize == 4:
+        mult &= np.uint32(0xFFFF_FFFE)  # even: the sign bit's product wraps to 0
+    h = np.zeros(units, np.uint32)
+    by_units = block.strides[0] >= block.strides[1]
+    step = max(1, CHUNK // (feat if by_units else units))
+    for lo in range(0, units if by_units else feat, step):
+        if by_units:
+            h[lo : lo + step] = np.einsum("ij,j->i", _words(block[lo : lo + step]), mult)
+        else:
+            rows = _words(block[:, lo : lo + step].T)
+            h += np.einsum("ji,j->i", rows, mult[lo : lo + step])
+    return h
+
+
+def _equal_runs(h: np.ndarray) -> list[np.ndarray]:
+    """Indices of units sharing a hash, for each hash held by two or more units."""
+    order = np.argsort(h, kind="stable")
+    ranked = h[order]
+    starts = np.flatnonzero(np.concatenate([[True], ranked[1:] != ranked[:-1], [True]]))
+    shared = np.flatnonzero(np.diff(starts) > 1)
+    return [order[starts[i] : starts[i + 1]] for i in shared]
+
+
+def _exact_groups(blk: Values, idx: np.ndarray, offset: int) -> list[tuple[int, ...]]:
     out: list[tuple[int, ...]] = []
-    remaining = [int(i) for i in sorted(idx) if nonzero[i]]
+    rows = {int(i): blk[int(i)] for i in sorted(idx)}
+    remaining = [i for i, row in rows.items() if np.any(row != 0)]
     while len(remaining) > 1:
         head = remaining[0]
-        same = [r for r in remaining if np.array_equal(b[r], b[head])]
+        same = [r for r in remaining if np.array_equal(rows[r], rows[head])]
         if len(same) > 1:
             out.append(tuple(offset + s for s in same))
         remaining = [r for r in remaining if r not in same]
     return out
 
 
-def _chance_negligible(b: np.ndarray) -> bool:
-    """Expected chance-equal pairs = pairs / distinct_values^features must be tiny."""
-    units, feat = b.shape
-    sample = b.reshape(-1)[:65536]
+def _chance_negligible(blk: Values) -> bool:
+    """Expected chance-equal pairs = pairs / distinct_values^features must be tiny.
+
+    Distinct values are counted on the block's first 65536 values; when two would already
+    do (long units), seeing two is enough and the count (a sort) is skipped.
+    """
+    units, feat = blk.shape
+    sample = blk[: -(-65536 // feat)].reshape(-1)[:65536]
+    if 2 * np.log(units) - feat * np.log(2) < np.log(1e-4) and sample.min() != sample.max():
+        return True  # the expectation only falls as the count of distinct values grows
     distinct = max(len(np.unique(sample)), 1)
     log_expected = 2 * np.log(units) - feat * np.log(distinct)
     return bool(log_expected < np.log(1e-4))

@@ -1,25 +1,105 @@
 """The real values of a site: the stored tensor, dequantized where the graph says so.
 
+A :class:`Values` reads the stored elements on demand (a view of the memory map for external
+data) and widens only what is asked for: a chunk, some rows, a sample. No statistic needs the
+whole tensor as floats at once, so a 1.5B-parameter fp16 model costs a few chunks of memory.
+
 Quantized weights are audited as what the network computes with, (q - zero_point) * scale,
 per tensor, per axis or per block exactly as DequantizeLinear defines it (ONNX opset 21).
+They are dequantized whole, as before: their scale depends on the element's position.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from initaudit.errors import InputError
 from initaudit.graph.sites import WeightSite
 from initaudit.load import TensorStore
+from initaudit.stats.decode import Widen, widener
+
+# Elements widened at a time by :meth:`Values.chunks` (4 MB of float32).
+CHUNK = 1 << 20
+# A scan gives back the memory-mapped pages of tensors bigger than this chunk by chunk; smaller
+# ones keep them until measured (samples and rows are read again), then give them back whole.
+EAGER_RELEASE = 64 << 20
+
+
+def _keep(start: int, stop: int) -> None:
+    """Default release hook: values held in memory have nothing to give back."""
+
+
+@dataclass(frozen=True)
+class Values:
+    """A tensor's float values, read from its stored elements a selection at a time."""
+
+    stored: np.ndarray  # elements as stored (float16, bfloat16, float32...), with the dims
+    widen: Widen  # exact elementwise conversion to float32 (float64 for double)
+    release: Callable[[int, int], None] = _keep  # flat elements [a, b) will not be read soon
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.stored.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.stored.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.stored.size)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """Float values of ``stored[key]``: keep the selection small (rows, a sample)."""
+        return self.widen(self.stored[key])
+
+    def view(self, fn: Callable[[np.ndarray], np.ndarray]) -> Values:
+        """The values of ``fn(stored)``, where ``fn`` only reshapes, transposes or indexes."""
+        return Values(fn(self.stored), self.widen)
+
+    def chunks(self, size: int = CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+        """(flat offset, float values) of consecutive flat chunks of ``size`` elements."""
+        flat = self.stored.reshape(-1)
+        eager = flat.nbytes > EAGER_RELEASE
+        for start in range(0, flat.size, size):
+            stop = min(flat.size, start + size)
+            yield start, self.widen(flat[start:stop])
+            if eager:
+                self.release(start, stop)
+
+    def take(self, flat_index: np.ndarray) -> np.ndarray:
+        """Float values at sorted flat positions (a sample)."""
+        return self.widen(self.stored.reshape(-1)[flat_index])
+
+    def array(self) -> np.ndarray:
+        """Every value as floats at once: for vectors and other small tensors only."""
+        return self.widen(self.stored)
+
+
+def as_values(values: Values | np.ndarray) -> Values:
+    if isinstance(values, Values):
+        return values
+    arr = np.asarray(values)
+    return Values(arr, widener(arr.dtype))
+
+
+def site_reader(site: WeightSite, store: TensorStore) -> Values:
+    """The site's values, read lazily (float32, or float64 for double tensors)."""
+    if site.quant is None:
+        stored = store.stored(site.name)
+        return Values(stored, widener(stored.dtype), store.releaser(site.name))
+    return as_values(site_values(site, store))
 
 
 def site_values(site: WeightSite, store: TensorStore) -> np.ndarray:
-    """Float values with the stored shape (float32, or float64 for double tensors)."""
-    raw = store.read(site.name)
+    """All the site's float values at once (float32, or float64 for double tensors)."""
     if site.quant is None:
-        if raw.dtype.kind != "f":
-            return raw.astype(np.float32)
-        return raw
+        return site_reader(site, store).array()
+    raw = store.read(site.name)
     q = site.quant
     if q.scale not in store:
         raise InputError("bad-tensor", f"tensor {site.name!r}: quantization scale is not stored")

@@ -6,6 +6,7 @@ report for the target tensor ``fc2.weight`` (or the named tensor).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ class Case:
     id: str
     build: Callable[[], onnx.ModelProto]
     expect: frozenset[str]
-    tensor: str = "fc2.weight"
+    tensor: str | None = "fc2.weight"  # None: a model-level finding
 
 
 def _mlp_with_fc2(fc2: np.ndarray, **kw: object) -> onnx.ModelProto:
@@ -128,4 +129,105 @@ CASES = (
     *CASES,
     Case("IA101-info-zero-head", _zero_head, frozenset({"IA101"}), "fc3.weight"),
     Case("IA101-info-zero-residual-branch", _zero_residual_branch, frozenset({"IA101"})),
+)
+
+
+def _fc2(w: np.ndarray, act: str = "Relu", **kw: object) -> onnx.ModelProto:
+    """fc1 (w.shape[1] <- 64) -> fc2 = w -> fc3 (10 <- w.shape[0]), PyTorch defaults around."""
+    o, i = w.shape
+    return M.mlp(
+        [M.torch_default((i, 64), 64, 1), w, M.torch_default((10, o), o, 3)], act=act, **kw
+    )  # type: ignore[arg-type]
+
+
+def _normal(shape: tuple[int, ...], std: float, seed: int = 2) -> np.ndarray:
+    return M.rng(seed).normal(0.0, std, size=shape).astype(np.float32)
+
+
+def _siblings(outlier: bool) -> onnx.ModelProto:
+    """Six residual-free layers.{i}.fc.weight drawn N(0, 0.02); one left at PyTorch default."""
+    ws = [_normal((64, 64), 0.02, seed=10 + k) for k in range(6)]
+    if outlier:
+        ws[3] = M.torch_default((64, 64), 64, 99)
+    names = [f"layers.{k}.fc.weight" for k in range(6)]
+    return M.mlp(ws, names=names, bias=False)
+
+
+def _mixture() -> np.ndarray:
+    w = _normal((128, 128), 0.01)
+    w[::2] = _normal((64, 128), 0.3, seed=7)
+    return w
+
+
+def _laplace_mlp() -> onnx.ModelProto:
+    ws = [
+        M.rng(k).laplace(0, 0.05, size=s).astype(np.float32)
+        for k, s in enumerate([(128, 64), (128, 128), (10, 128)])
+    ]
+    return M.mlp(ws)
+
+
+CASES = (
+    *CASES,
+    Case("IA201-bad-naive-normal", lambda: _fc2(_normal((128, 128), 1.0)), frozenset({"IA201"})),
+    Case("IA201-bad-tiny-normal", lambda: _fc2(_normal((64, 64), 0.01)), frozenset({"IA201"})),
+    Case(
+        "IA201-bad-x10-default",
+        lambda: _fc2(M.torch_default((128, 128), 128) * 10),
+        frozenset({"IA201"}),
+    ),
+    Case("IA201-good-kaiming", lambda: _fc2(_normal((128, 128), math.sqrt(2 / 128))), NONE),
+    Case("IA201-good-hf-normal", lambda: _fc2(_normal((64, 64), 0.02)), NONE),
+    Case(
+        "IA202-bad-one-sided-uniform",
+        lambda: _fc2(M.rng(3).uniform(0, 0.2, size=(128, 128)).astype(np.float32)),
+        frozenset({"IA202"}),
+    ),
+    Case("IA202-good-default", lambda: _fc2(M.torch_default((128, 128), 128)), NONE),
+    Case(
+        "IA204-bad-one-sibling-left-default",
+        lambda: _siblings(True),
+        frozenset({"IA204"}),
+        "layers.3.fc.weight",
+    ),
+    Case("IA204-good-consistent-siblings", lambda: _siblings(False), NONE, "layers.3.fc.weight"),
+    Case(
+        "IA301-bad-he-before-tanh",
+        lambda: _fc2(_normal((128, 128), math.sqrt(2 / 128)), act="Tanh"),
+        frozenset({"IA301"}),
+    ),
+    Case(
+        "IA301-good-xavier-tanh",
+        lambda: _fc2(
+            M.rng(4).uniform(-1, 1, size=(128, 128)).astype(np.float32)
+            * (5 / 3)
+            * math.sqrt(6 / 256),
+            act="Tanh",
+        ),
+        NONE,
+    ),
+    Case("IA302-bad-mixture", lambda: _fc2(_mixture()), frozenset({"IA302"})),
+    Case("IA302-bad-trained-model", _laplace_mlp, frozenset({"IA302"}), None),
+    Case("IA302-good-default", lambda: _fc2(M.torch_default((128, 128), 128)), NONE),
+    Case(
+        "IA401-bad-normal-bias",
+        lambda: _fc2(M.torch_default((128, 128), 128), biases=[None, _normal((128,), 1.0)]),
+        frozenset({"IA401"}),
+        "fc2.bias",
+    ),
+    Case(
+        "IA401-good-default-bias", lambda: _fc2(M.torch_default((128, 128), 128)), NONE, "fc2.bias"
+    ),
+)
+
+
+def _deep_mlp(std: float, depth: int = 12) -> onnx.ModelProto:
+    ws = [_normal((64, 64), std, seed=30 + k) for k in range(depth)]
+    return M.mlp(ws, biases=[np.zeros(64, np.float32)] * depth)
+
+
+CASES = (
+    *CASES,
+    Case("IA203-bad-deep-small-normal", lambda: _deep_mlp(0.05), frozenset({"IA203"}), None),
+    Case("IA203-good-deep-he", lambda: _deep_mlp(math.sqrt(2 / 64)), NONE, None),
 )

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from initaudit.stats.decode import widener
 from initaudit.stats.moments import CHUNK, compute_stats
+from initaudit.stats.values import Values
 
 
 def test_moments_match_numpy_across_chunks() -> None:
@@ -33,3 +36,35 @@ def test_garbage_magnitudes_counted() -> None:
 def test_empty_tensor() -> None:
     st = compute_stats(np.zeros((0, 4), np.float32))
     assert st.size == 0 and st.mean is None
+
+
+def _reference(values: np.ndarray) -> tuple[float, ...]:
+    """The plain algorithm: each chunk copied to float64 whole, its mean and M2 merged."""
+    flat = values.reshape(-1)
+    count, mean, m2, lo, hi = 0, 0.0, 0.0, np.inf, -np.inf
+    for start in range(0, flat.size, CHUNK):
+        c = np.asarray(flat[start : start + CHUNK], dtype=np.float64)
+        c = c[np.isfinite(c)]
+        if c.size == 0:
+            continue
+        lo, hi = min(lo, float(c.min())), max(hi, float(c.max()))
+        cm = float(c.mean())
+        cm2 = float(np.square(c - cm).sum())
+        total = count + c.size
+        delta = cm - mean
+        mean += delta * c.size / total
+        m2 += cm2 + delta * delta * count * c.size / total
+        count = total
+    return lo, hi, mean, float(np.sqrt(max(m2, 0.0) / count))
+
+
+@pytest.mark.parametrize("size", [1, 100, 65537, CHUNK, CHUNK * 2 + 70001])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_piecewise_pass_is_bit_identical_to_whole_chunk_float64(size: int, dtype: type) -> None:
+    rng = np.random.default_rng(size)
+    x = (rng.standard_normal(size) * 0.02 + 0.5).astype(dtype)
+    if size > 100:
+        x[size // 2] = np.nan  # that chunk takes the plain path; the others the fast one
+    st = compute_stats(Values(x, widener(x.dtype)))
+    widened = x.astype(np.float32) if dtype is np.float16 else x
+    assert (st.min, st.max, st.mean, st.std) == _reference(widened)

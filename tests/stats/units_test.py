@@ -3,7 +3,9 @@ from __future__ import annotations
 import numpy as np
 
 from initaudit.graph.layout import UnitLayout
+from initaudit.stats.decode import widener
 from initaudit.stats.units import find_duplicate_units
+from initaudit.stats.values import Values
 
 
 def _w(*shape: int, seed: int = 0) -> np.ndarray:
@@ -52,3 +54,30 @@ def test_recurrent_hidden_unit_spans_all_gates() -> None:
     for g in range(4):
         w[0, g * h + 1] = w[0, g * h]
     assert find_duplicate_units(w, UnitLayout(axis=1, gates=4, batch_dims=1)).groups == ((0, 1),)
+
+
+def test_equal_units_found_in_stored_fp16_across_slabs() -> None:
+    # MatMul layout (units are columns) big enough to be hashed in several slabs.
+    w = _w(600, 2000).astype(np.float16)
+    w[:, 1999] = w[:, 3]
+    dup = find_duplicate_units(Values(w, widener(w.dtype)), UnitLayout(axis=1))
+    assert dup is not None and dup.groups == ((3, 1999),)
+    rows = np.ascontiguousarray(w.T)  # the same units as rows (Gemm transB layout)
+    assert find_duplicate_units(Values(rows, widener(rows.dtype)), UnitLayout(axis=0)).groups == (
+        (3, 1999),
+    )
+
+
+def test_signed_zeros_are_equal_values() -> None:
+    for dtype in (np.float32, np.float64, np.float16):
+        w = _w(16, 8).astype(dtype)
+        w[4] = w[1]
+        w[1, 2], w[4, 2] = 0.0, -0.0  # equal as numbers, different bits
+        assert find_duplicate_units(w, UnitLayout(axis=0)).groups == ((1, 4),), dtype
+
+
+def test_units_with_nan_skip_the_block_unless_known_finite() -> None:
+    w = _w(16, 8)
+    w[3] = w[2]
+    w[0, 0] = np.nan
+    assert find_duplicate_units(w, UnitLayout(axis=0)).groups == ()

@@ -1,0 +1,228 @@
+"""Finding and validating ``[tool.initaudit]``: pyproject.toml discovery, initaudit.toml, errors.
+
+Kept apart from :mod:`initaudit.config` because validation needs the rule list, and the rules
+themselves import :class:`Config`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from initaudit.config import DEFAULT, FAIL_ON, THRESHOLDS, Config, Override
+from initaudit.errors import ConfigError
+from initaudit.rules import ALL_RULES, RESERVED_CODES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the one backport: tomllib is stdlib from 3.11, and tomli is the same code
+    import tomli as tomllib
+
+KNOWN_CODES = frozenset({r.code for r in ALL_RULES} | set(RESERVED_CODES))
+
+Warn = Callable[[str], None]
+_TOP_KEYS = (
+    "select",
+    "ignore",
+    "extend-select",
+    "fail-on",
+    "thresholds",
+    "exclude",
+    "baseline",
+    "overrides",
+)
+_OVERRIDE_KEYS = ("tensors", "nodes", "ignore", "allow-zeros", "scheme")
+
+
+def _python_warning(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The nearest ``pyproject.toml`` with a ``[tool.initaudit]`` table, walking up from
+    ``start`` (default: the current directory). A pyproject.toml without the table is passed
+    over, so a package inside a monorepo still finds the repo's settings."""
+    found = _discover(start)
+    return None if found is None else found[0]
+
+
+def _discover(start: str | os.PathLike[str] | None) -> tuple[Path, Mapping[str, Any]] | None:
+    here = Path(os.path.abspath(start or os.curdir))
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            table = _tool_table(_read_toml(candidate))
+            if table is not None:
+                return candidate, table
+    return None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    start: str | os.PathLike[str] | None = None,
+    warn: Warn | None = None,
+) -> Config:
+    """Read ``path``, or else the discovered pyproject.toml; the defaults if there is none.
+
+    ``path`` named ``pyproject.toml`` must have a ``[tool.initaudit]`` table; any other file
+    (``initaudit.toml``) holds the same keys at top level, like ``ruff.toml``. Files are never
+    merged: the closest one wins. Bad values raise :class:`ConfigError`; an unknown key only
+    calls ``warn`` (default: a Python ``UserWarning``), so older initaudit versions can read
+    newer configs.
+    """
+    if path is not None:
+        p = Path(path)
+        doc = _read_toml(p)
+        if p.name == "pyproject.toml":
+            table = _tool_table(doc)
+            if table is None:
+                raise ConfigError(f"{p}: no [tool.initaudit] table")
+            section = "tool.initaudit"
+        else:
+            table, section = doc, ""
+    else:
+        found = _discover(start)
+        if found is None:
+            return DEFAULT
+        (p, table), section = found, "tool.initaudit"
+    return parse_config(
+        table, source=_shown(p), section=section, root=str(p.parent.absolute()), warn=warn
+    )
+
+
+def parse_config(
+    table: Mapping[str, Any],
+    *,
+    source: str = "<config>",
+    section: str = "",
+    root: str | None = None,
+    warn: Warn | None = None,
+) -> Config:
+    """Validate one settings table (already parsed from TOML) into a :class:`Config`."""
+    warn = warn or _python_warning
+    where = f"{source} [{section}]" if section else source
+    _warn_unknown(table, _TOP_KEYS, where, warn)
+    fail_on = table.get("fail-on", "error")
+    if not isinstance(fail_on, str) or fail_on.lower() not in FAIL_ON:
+        raise ConfigError(f"{where}: 'fail-on' must be one of {', '.join(FAIL_ON)}")
+    baseline = table.get("baseline")
+    if baseline is not None and not isinstance(baseline, str):
+        raise ConfigError(f"{where}: 'baseline' must be a file path")
+    overrides = table.get("overrides", [])
+    if not isinstance(overrides, list):
+        raise ConfigError(f"{where}: 'overrides' must be an array of tables [[...overrides]]")
+    sub = f"{section}." if section else ""
+    return Config(
+        select=check_codes(_strings(table, "select", where, ["IA"]), f"{where} select"),
+        ignore=check_codes(_strings(table, "ignore", where), f"{where} ignore"),
+        extend_select=check_codes(
+            _strings(table, "extend-select", where), f"{where} extend-select"
+        ),
+        fail_on=fail_on.lower(),
+        thresholds=_thresholds(table.get("thresholds", {}), f"{source} [{sub}thresholds]", warn),
+        overrides=tuple(
+            _override(o, f"{source} [[{sub}overrides]] #{i + 1}", warn)
+            for i, o in enumerate(overrides)
+        ),
+        exclude=_strings(table, "exclude", where),
+        baseline=None if baseline is None else os.path.join(root or os.curdir, baseline),
+        root=root,
+        source=source,
+    )
+
+
+def check_codes(codes: Iterable[str], where: str) -> tuple[str, ...]:
+    """Upper-case each code; one that is neither a rule code nor a prefix of one is an error
+    (exit 2), because a typo in ``ignore`` would otherwise silently ignore nothing."""
+    out: list[str] = []
+    for raw in codes:
+        code = raw.strip().upper()
+        if not code or not any(k.startswith(code) for k in KNOWN_CODES):
+            raise ConfigError(f"unknown rule code {raw!r} in {where}; see 'initaudit --list-rules'")
+        out.append(code)
+    return tuple(out)
+
+
+def _override(raw: object, where: str, warn: Warn) -> Override:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: each override must be a table")
+    _warn_unknown(raw, _OVERRIDE_KEYS, where, warn)
+    tensors, nodes = _strings(raw, "tensors", where), _strings(raw, "nodes", where)
+    if not tensors and not nodes:
+        raise ConfigError(f"{where}: an override needs 'tensors' or 'nodes' (name globs)")
+    allow_zeros = raw.get("allow-zeros", False)
+    if not isinstance(allow_zeros, bool):
+        raise ConfigError(f"{where}: 'allow-zeros' must be true or false")
+    scheme = raw.get("scheme")
+    if scheme is not None and (not isinstance(scheme, str) or not scheme.strip()):
+        raise ConfigError(f"{where}: 'scheme' must be a non-empty string")
+    return Override(
+        tensors=tensors,
+        nodes=nodes,
+        ignore=check_codes(_strings(raw, "ignore", where), f"{where} ignore"),
+        allow_zeros=allow_zeros,
+        scheme=scheme,
+    )
+
+
+def _thresholds(raw: object, where: str, warn: Warn) -> dict[str, float]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be a table of numbers")
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        if key not in THRESHOLDS:
+            warn(f"unknown key {key!r} in {where} (known: {', '.join(THRESHOLDS)})")
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{where}: {key!r} must be a positive number, not {value!r}")
+        out[key] = float(value)
+    return out
+
+
+def _strings(
+    table: Mapping[str, Any], key: str, where: str, default: list[str] | None = None
+) -> tuple[str, ...]:
+    value = table.get(key, default or [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {key!r} must be a list of strings")
+    return tuple(value)
+
+
+def _warn_unknown(table: Mapping[str, Any], known: tuple[str, ...], where: str, warn: Warn) -> None:
+    for key in table:
+        if key not in known:
+            warn(f"unknown key {key!r} in {where}")
+
+
+def _tool_table(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    tool = doc.get("tool")
+    table = tool.get("initaudit") if isinstance(tool, Mapping) else None
+    return table if isinstance(table, Mapping) else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{_shown(path)}: invalid TOML: {exc}") from None
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the current directory when it is below it, else absolute."""
+    absolute = path.absolute()
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(absolute)

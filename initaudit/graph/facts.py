@@ -1,0 +1,44 @@
+"""Whole-model facts that per-tensor judgements need: depth and vocabulary sizes.
+
+Depth-scaled inits (GPT-2's 0.02/sqrt(2L), GPT-NeoX's wang_init) depend on the number of
+residual blocks L, which no single tensor knows. We take it from repeated names
+(``h.7.attn.c_proj.weight``: the size of the ``h.*.attn.c_proj.weight`` group) and from the
+number of layers that end a residual branch (one or two per block).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from initaudit.graph.layout import EMBEDDING, MATRIX_ROLES
+from initaudit.graph.sites import WeightSite
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Whole-model facts some schemes need: depth for depth-scaled inits, vocab sizes."""
+
+    depths: tuple[int, ...] = ()  # candidate numbers of residual blocks L
+    vocab_sizes: tuple[int, ...] = ()
+
+
+# A numeric path segment (layer index): "layers.7.mlp", "/encoder/layer.3/", "h_2.attn" no.
+_INDEX = re.compile(r"(?<=[./])\d+(?=[./])")
+
+
+def name_template(name: str) -> str | None:
+    """``layers.*.mlp.fc1.weight`` for ``layers.7.mlp.fc1.weight``; None without an index."""
+    template, n = _INDEX.subn("*", name)
+    return template if n else None
+
+
+def model_facts(sites: Sequence[WeightSite]) -> ModelFacts:
+    weights = [s for s in sites if s.role in MATRIX_ROLES]
+    groups = Counter(t for s in weights if (t := name_template(s.name)) is not None)
+    residual = sum(1 for s in weights if s.activation and s.activation.end == "residual")
+    depths = {max(groups.values(), default=0), residual, residual // 2}
+    vocab = {s.fan_out for s in sites if s.role == EMBEDDING and s.fan_out}
+    return ModelFacts(tuple(sorted(d for d in depths if d > 0)), tuple(sorted(vocab)))

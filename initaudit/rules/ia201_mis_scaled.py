@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+
+from initaudit.graph.sites import WeightSite
+from initaudit.report.model import Finding, Severity
+from initaudit.rules._base import Rule, RuleContext
+from initaudit.stats import SiteStats
+from initaudit.stats.schemes import recommended
+
+
+class MisScaled(Rule):
+    """Weight's spread is far from every init scheme that fits its fans and activation.
+
+    ## What it checks
+    The std of a weight against every scheme a real framework could have drawn it from for
+    this layer's fans, op and position (PyTorch defaults, xavier/kaiming with every standard
+    gain and mode, LeCun, Keras/Flax truncated variance scaling, HF's fixed 0.02, GPT-2's
+    0.02/sqrt(2L) on residual projections, GPT-NeoX small/wang init, T5's query scale). It
+    fires when the nearest one is more than `scale-ratio` (default 1.5) away and the values are
+    statistically incompatible with it.
+
+    ## Why it matters
+    Each layer multiplies the signal's variance by fan_in·Var(W) times the activation's factor.
+    A weight 10x too large explodes activations and gradients within a few layers; 10x too
+    small makes them vanish, and the network trains slowly or not at all.
+
+    ## Example
+    Gemm `fc1.weight` [128, 64] drawn with `nn.init.normal_(w)` (std 1.0) before a ReLU: the
+    nearest scheme, kaiming_normal(fan_in, relu), has std 0.177, a ratio of 5.7.
+
+    ## Use instead
+    The scheme that fits the activation: `nn.init.kaiming_normal_(w, nonlinearity="relu")`
+    before ReLU-like activations, `nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain(
+    "tanh"))` before tanh, or keep the framework default. If a fixed std is intended, declare
+    it in a `[[tool.initaudit.overrides]]` table with `scheme = "normal(std=0.02)"`.
+    """
+
+    code = "IA201"
+    name = "mis-scaled"
+    severity = Severity.WARNING
+    summary = "std far from every plausible scheme for its fans/activation"
+
+    def check(self, ctx: RuleContext) -> Iterator[Finding]:
+        limit = ctx.config.threshold("scale-ratio")
+        for site, st in ctx.judged():
+            declared = _declared_std(ctx, site)
+            if declared is not None:
+                ratio = (st.moments.std or 0.0) / declared
+                if _far(ratio, limit):
+                    yield self.finding(
+                        site,
+                        f"std {st.moments.std:.3g} is {_times(ratio)} the configured "
+                        f"scheme's std {declared:.3g}",
+                        fix="re-initialize it with the configured scheme",
+                    )
+                continue
+            if _misscaled(st, limit):
+                yield self._report(site, st)
+
+    def _report(self, site: WeightSite, st: SiteStats) -> Finding:
+        fit = st.fit
+        std = st.moments.std or 0.0
+        closest = fit.closest
+        act = site.activation.label if site.activation else "unknown"
+        near = (
+            f"the nearest plausible scheme is {closest.label} (std {closest.std:.3g})"
+            if (closest)
+            else "no scheme is near"
+        )
+        rec = recommended(site)
+        msg = (
+            f"std {std:.3g} is {_times(fit.ratio or 0.0)} off for fan_in={site.fan_in}, "
+            f"fan_out={site.fan_out}: {near}"
+        )
+        fix = None
+        if rec is not None:
+            msg += f"; before {act}, {rec.label} gives std {rec.std:.3g} ({_times(std / rec.std)})"
+            fix = f"{rec.fix} gives std {rec.std:.3g} here"
+        return self.finding(site, msg, fix=fix)
+
+
+def _far(ratio: float, limit: float) -> bool:
+    return ratio > 0 and abs(math.log(ratio)) > math.log(limit)
+
+
+def _misscaled(st: SiteStats, limit: float) -> bool:
+    fit = st.fit
+    if fit.matched or fit.ratio is None or not fit.fits_family:
+        return False
+    return _far(fit.ratio, limit)
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.3g}x" if ratio >= 1 else f"1/{1 / ratio:.3g}x" if ratio > 0 else "0x"
+
+
+_STD = re.compile(r"std\s*=\s*([0-9.eE+-]+)")
+_BOUND = re.compile(r"(?:bound\s*=\s*|uniform\(\s*-?)([0-9.eE+-]+)")
+
+
+def _declared_std(ctx: RuleContext, site: WeightSite) -> float | None:
+    """The std a configured override declares for this tensor ("normal(std=0.02)",
+    "trunc_normal(std=0.02)", "uniform(bound=0.05)" or "uniform(-0.05, 0.05)")."""
+    for o in ctx.config.overrides_for(site.name, site.node or None):
+        if not o.scheme:
+            continue
+        if m := _STD.search(o.scheme):
+            return float(m.group(1))
+        if m := _BOUND.search(o.scheme):
+            return abs(float(m.group(1))) / math.sqrt(3.0)
+    return None

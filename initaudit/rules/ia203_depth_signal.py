@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+from initaudit.report.model import Finding, Severity
+from initaudit.rules._base import Rule, RuleContext
+from initaudit.stats.depth import DepthLayer
+
+
+class DepthSignal(Rule):
+    """The signal explodes or vanishes through the network's depth.
+
+    ## What it checks
+    initaudit predicts, without running the model, the second moment of every weighted
+    layer's output (forward) and of the gradient at it (backward), by carrying each op's effect
+    from the inputs to the outputs: fan_in·E[w²] per linear layer, each activation's exact
+    second moment under a Gaussian input, normalizations resetting the scale, residual
+    branches adding up (README "Signal propagation"). It fires when the prediction leaves
+    the `depth-band` (default 100, i.e. 1e-2 to 1e+2 of the first layer's input, or of the
+    last layer's gradient), and names the direction, the layer where it crosses and the layers
+    that contribute most.
+
+    ## Why it matters
+    Per-layer checks miss the classic failure: many layers each slightly off. 30 ReLU layers
+    with PyTorch's default init (1/6 of the second moment kept per layer) leave 1e-23 of the
+    input signal; with N(0, 1) weights the activations overflow. Training then starts from
+    dead or saturated units and exploding or vanishing gradients.
+
+    ## Example
+    A 30-layer Linear+ReLU MLP of width 256 with `nn.init.normal_(w, std=0.01)`: each layer
+    multiplies the second moment by 256 · 1e-4 / 2 = 0.0128.
+
+    ## Use instead
+    `nn.init.kaiming_normal_(w, nonlinearity="relu")` keeps the second moment constant
+    through ReLU layers; or add normalization (BatchNorm, LayerNorm) or residual connections.
+    """
+
+    code = "IA203"
+    name = "depth-signal"
+    severity = Severity.WARNING
+    summary = "signal explodes or vanishes through the network's depth (model-level)"
+
+    def check(self, ctx: RuleContext) -> Iterator[Finding]:
+        profile = ctx.depth
+        if profile is None or len(profile.layers) < 2:
+            return
+        band = math.log10(ctx.config.threshold("depth-band"))
+        layers = [d for d in profile.layers if d.judged]
+        if len(layers) < 2:
+            return
+        yield from self._direction(
+            layers,
+            [d.log10_forward for d in layers],
+            band,
+            "forward activations",
+            profile.assumptions,
+        )
+        backward = [d.log10_backward for d in layers]
+        yield from self._direction(
+            layers[::-1], backward[::-1], band, "backward gradients", profile.assumptions
+        )
+
+    def _direction(
+        self,
+        layers: Sequence[DepthLayer],
+        values: Sequence[float],
+        band: float,
+        what: str,
+        assumptions: Sequence[str],
+    ) -> Iterator[Finding]:
+        cross = next((k for k, v in enumerate(values) if abs(v) > band), None)
+        if cross is None or any(d.zero for d in layers[: cross + 1]):
+            # A zero weight on the way (reported by IA101, or an intentional zero readout or
+            # residual branch) stops the signal by construction: not a depth problem.
+            return
+        sign = 1 if values[cross] > 0 else -1
+        extreme = max(values, key=lambda v: v * sign)
+        kind = "explode" if sign > 0 else "vanish"
+        steps = [
+            (values[k] - (values[k - 1] if k else 0.0), layers[k].tensor)
+            for k in range(len(values))
+        ]
+        worst = sorted((s for s in steps if s[0] * sign > 0), key=lambda s: -abs(s[0]))[:3]
+        top = ", ".join(f"{name} ({_factor(step)})" for step, name in worst)
+        msg = (
+            f"{what} {kind}: predicted second moment reaches {_pow(extreme)} and leaves "
+            f"the 1e±{band:g} band at {layers[cross].tensor} (layer {cross + 1} of "
+            f"{len(layers)} in this direction); largest contributions: {top}"
+        )
+        if assumptions:
+            msg += f" (assumed scale-neutral: {', '.join(assumptions)})"
+        fix = (
+            'kaiming_normal_(w, nonlinearity="relu") for ReLU layers, xavier with the '
+            "activation's gain otherwise, or normalization / residual connections"
+        )
+        yield self.finding(None, msg, fix=fix)
+
+
+def _pow(log10: float) -> str:
+    if math.isinf(log10):
+        return "0" if log10 < 0 else "inf"
+    return f"1e{log10:+.1f}"
+
+
+def _factor(step: float) -> str:
+    if math.isinf(step):
+        return "x0" if step < 0 else "xinf"
+    x = 10.0**step
+    return f"x{x:.3g}" if x >= 1 else f"x1/{1 / x:.3g}"

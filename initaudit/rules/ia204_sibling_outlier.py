@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterator
+
+from initaudit.graph.facts import name_template
+from initaudit.graph.sites import WeightSite
+from initaudit.report.model import Finding, Severity
+from initaudit.rules._base import Rule, RuleContext
+from initaudit.stats import SiteStats
+
+MIN_GROUP = 3
+SPREAD = 1.25  # a sibling this far from the group's median std is an outlier
+MAX_OUTLIER_SHARE = 1 / 3
+
+
+class SiblingOutlier(Rule):
+    """One of a set of repeated layers was initialized differently from the others.
+
+    ## What it checks
+    Repeated blocks should share a scheme and scale. Siblings are weights whose names differ
+    only in a layer index (`layers.7.mlp.fc1.weight` among `layers.*.mlp.fc1.weight`) with the
+    same shape, or, where the exporter dropped names, weights of the same op, shape, role and
+    position (activation, residual end). In a group of at least three, a member whose std is
+    more than 1.25x from the group's median (and beyond its sampling error), or whose
+    distribution family differs from the majority's, is reported when at most a third of the
+    group disagrees.
+
+    ## Why it matters
+    One outlier among identical blocks is the signature of a copy-paste or skipped-init bug
+    (a loop that re-initializes `layers[:-1]`, a block built after the init call), even when
+    its scale is plausible on its own.
+
+    ## Example
+    Six `layers.*.mlp.fc1.weight` drawn N(0, 0.02) and `layers.3.mlp.fc1.weight` left at
+    PyTorch's default U(±1/sqrt(512)) (std 0.0255 and uniform).
+
+    ## Use instead
+    Initialize every block the same way, e.g. `model.apply(init_fn)` after the whole model is
+    built.
+    """
+
+    code = "IA204"
+    name = "sibling-outlier"
+    severity = Severity.WARNING
+    summary = "inconsistent with sibling layers"
+
+    def check(self, ctx: RuleContext) -> Iterator[Finding]:
+        groups: dict[tuple[object, ...], list[tuple[WeightSite, SiteStats]]] = defaultdict(list)
+        for site, st in ctx.judged():
+            if st.fit.family == "constant" or not st.moments.std:
+                continue
+            groups[_key(site)].append((site, st))
+        for key, members in groups.items():
+            if len(members) >= MIN_GROUP:
+                yield from self._outliers(key, members)
+
+    def _outliers(
+        self, key: tuple[object, ...], members: list[tuple[WeightSite, SiteStats]]
+    ) -> Iterator[Finding]:
+        stds = [st.moments.std or 0.0 for _, st in members]
+        median = statistics.median(stds)
+        families = [st.fit.family for _, st in members]
+        common = max(set(families), key=families.count)
+        odd = []
+        for (site, st), std in zip(members, stds, strict=True):
+            se = std / math.sqrt(2 * max(st.moments.n_finite, 1))
+            off_scale = (
+                abs(math.log(std / median)) > math.log(SPREAD) and abs(std - median) > 5 * se
+            )
+            off_family = (
+                st.fit.family != common
+                and st.fit.fits_family
+                and st.fit.family in ("uniform", "normal", "trunc_normal")
+            )
+            if off_scale or off_family:
+                odd.append((site, st, std, off_scale))
+        if not odd or len(odd) > MAX_OUTLIER_SHARE * len(members):
+            return
+        label = key[1] if key[0] == "name" else f"{len(members)} {key[2]} [{key[1]}] weights"
+        for site, st, std, off_scale in odd:
+            what = (
+                (f"std {std:.3g} vs the siblings' median {median:.3g} ({std / median:.2g}x)")
+                if off_scale
+                else (f"drawn from a {st.fit.family} distribution where its siblings are {common}")
+            )
+            yield self.finding(
+                site,
+                f"{what}; siblings: {label} ({len(members)} tensors)",
+                fix="initialize all repeated blocks the same way (e.g. model.apply(init_fn) "
+                "after building the whole model)",
+            )
+
+
+def _key(site: WeightSite) -> tuple[object, ...]:
+    template = name_template(site.name)
+    if template is not None:
+        return ("name", template, site.shape, site.role)
+    act = site.activation
+    return (
+        "shape",
+        "x".join(map(str, site.shape)),
+        site.op_type,
+        site.role,
+        act.label if act else None,
+        act.end if act else None,
+        bool(act and act.normalized),
+    )

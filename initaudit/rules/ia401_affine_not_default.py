@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from initaudit.graph.layout import BIAS, NORM_SCALE
+from initaudit.report.model import Finding, Severity
+from initaudit.rules._base import Rule, RuleContext
+
+_WHAT = {
+    BIAS: "bias is not zero or a framework default",
+    NORM_SCALE: "norm scale is not one",
+    "norm_shift": "norm shift is not zero",
+}
+_FIX = {
+    BIAS: "nn.init.zeros_(b) (or keep the framework default)",
+    NORM_SCALE: "nn.init.ones_(norm.weight)",
+    "norm_shift": "nn.init.zeros_(norm.bias)",
+}
+
+
+class AffineNotDefault(Rule):
+    """Bias, norm scale or norm shift set to something frameworks do not use.
+
+    ## What it checks
+    Biases that are neither zero, PyTorch's default U(±1/sqrt(fan_in)) (U(±1/sqrt(hidden)) for
+    RNNs), Keras' LSTM forget-gate ones, a near-zero N(0, 1e-6) nor a -log(num_classes) head
+    prior; normalization scales other than one and shifts other than zero. A zero norm scale
+    is reported with the patterns that use it on purpose (Gemma's (1 + w) RMSNorm,
+    zero_init_residual).
+
+    ## Why it matters
+    A large random bias shifts every unit's operating point (dead ReLUs, saturated gates); a
+    norm scale other than one rescales the whole residual stream.
+
+    ## Example
+    Gemm `fc1.bias` [128] drawn N(0, 1).
+
+    ## Use instead
+    `nn.init.zeros_(layer.bias)`; `nn.init.ones_(norm.weight)` and `nn.init.zeros_(norm.bias)`.
+    """
+
+    code = "IA401"
+    name = "affine-not-default"
+    severity = Severity.INFO
+    summary = "bias not zero / norm scale not one / norm shift not zero"
+
+    def check(self, ctx: RuleContext) -> Iterator[Finding]:
+        if ctx.looks_trained:
+            return
+        for site, st in ctx.parameters():
+            v = st.vector
+            if v is None or v.expected:
+                continue
+            msg = f"{_WHAT[site.role]}: {v.scheme}"
+            if site.role == NORM_SCALE and v.scheme == "zeros":
+                msg += (
+                    "; this matches Gemma-style (1 + w) RMSNorm or a zero_init_residual "
+                    "BatchNorm gamma, which is intentional there"
+                )
+            yield self.finding(site, msg, fix=_FIX[site.role])

@@ -1,0 +1,131 @@
+"""``--propagate``: measure the signal's scale by running the model on seeded random inputs.
+
+The model is never written: a copy of the graph in memory gets every layer's output added as a
+graph output, and runs through onnxruntime when it is installed (``initaudit[runtime]``), else
+through onnx's reference evaluator. Float inputs are N(0, 1); integer inputs (token ids) are
+uniform over the vocabulary of the embedding table they index; a dynamic dimension is 8
+(enough values per layer for a stable mean square), unless ``--input-shape
+name=1x3x224x224`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from initaudit.load import LoadedModel
+
+_SEED = 0x1A203
+
+
+class PropagationError(Exception):
+    """The model could not be run; the audit goes on with the prediction alone."""
+
+
+def parse_shapes(specs: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """``name=1x3x224x224`` (repeatable) -> {name: (1, 3, 224, 224)}."""
+    out: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        name, sep, dims = spec.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or any(d <= 0 for d in shape):
+            raise ValueError(f"--input-shape {spec!r}: expected NAME=DxDx... with positive D")
+        out[name] = shape
+    return out
+
+
+def _inputs(
+    model: onnx.ModelProto, vocab: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]]
+) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(_SEED)
+    inits = {t.name for t in model.graph.initializer}
+    feeds: dict[str, np.ndarray] = {}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        if vi.name in shapes:
+            shape = shapes[vi.name]
+        else:
+            shape = tuple(d.dim_value if d.dim_value > 0 else 8 for k, d in enumerate(tt.shape.dim))
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+        if np.issubdtype(dtype, np.floating):
+            feeds[vi.name] = rng.standard_normal(shape).astype(dtype)
+        elif np.issubdtype(dtype, np.integer):
+            feeds[vi.name] = rng.integers(0, max(vocab.get(vi.name, 2), 1), shape).astype(dtype)
+        elif dtype == np.bool_:
+            feeds[vi.name] = np.ones(shape, dtype=bool)
+        else:
+            raise PropagationError(f"input {vi.name!r} has a type initaudit cannot generate")
+    return feeds
+
+
+def measure_outputs(
+    loaded: LoadedModel,
+    values: Sequence[str],
+    vocab: Mapping[str, int],
+    shapes: Mapping[str, tuple[int, ...]],
+) -> dict[str, float]:
+    """E[x²] of each named value on one seeded batch."""
+    model = onnx.ModelProto()
+    model.CopyFrom(loaded.model)
+    _inline_external(model, loaded)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # shape inference is best effort; ORT may still run without types
+        inferred = model
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in inferred.graph.value_info}
+    existing = {o.name for o in model.graph.output}
+    for v in values:
+        if v not in existing:
+            model.graph.output.append(
+                onnx.helper.make_tensor_value_info(v, types.get(v, onnx.TensorProto.FLOAT), None)
+            )
+    feeds = _inputs(model, vocab, shapes)
+    results = _run(model, feeds, list(values))
+    out: dict[str, float] = {}
+    for v, arr in zip(values, results, strict=True):
+        a = np.asarray(arr, dtype=np.float64)
+        m = float(np.mean(a * a)) if a.size else math.nan
+        out[v] = m
+    return out
+
+
+def _inline_external(model: onnx.ModelProto, loaded: LoadedModel) -> None:
+    """Copy validated external data into the in-memory copy (the file is never touched)."""
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            stored = loaded.store.get(t.name)
+            if stored is None:
+                continue
+            data = bytes(loaded.store.raw_bytes(stored))
+            t.ClearField("external_data")
+            t.data_location = onnx.TensorProto.DEFAULT
+            t.raw_data = data
+
+
+def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: list[str]) -> list:
+    try:
+        import onnxruntime as ort  # optional extra: initaudit[runtime]
+    except ImportError:
+        ort = None
+    try:
+        if ort is not None:
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            sess = ort.InferenceSession(
+                model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+            )
+            return list(sess.run(names, feeds))
+        from onnx.reference import ReferenceEvaluator
+
+        return list(ReferenceEvaluator(model).run(names, feeds))
+    except Exception as exc:  # any runtime failure: report it, keep the prediction
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PropagationError(first) from None

@@ -1,0 +1,68 @@
+"""What a bias or normalization vector was set to: the catalog for IA401.
+
+Biases are zeros (Keras, Flax, HF, timm), U(±1/sqrt(fan_in)) (PyTorch's nn.Linear/Conv default,
+with the layer's fan_in), U(±1/sqrt(hidden)) (PyTorch RNNs), zeros with a block of ones (Keras
+LSTM unit_forget_bias), a constant (timm's -log(num_classes) head bias) or N(0, 1e-6) (timm's
+jax-style MLP biases). Norm scales are ones, or zeros where the forward adds one (Gemma).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from initaudit.graph.layout import BIAS, NORM_SCALE, NORM_SHIFT
+from initaudit.graph.sites import WeightSite
+from initaudit.stats.moments import TensorStats
+from initaudit.stats.values import Values, as_values
+
+TINY_STD = 1e-4  # timm's N(0, 1e-6) MLP biases; below anything a fan-based init gives
+
+
+@dataclass(frozen=True)
+class VectorFit:
+    scheme: str  # readable: zeros, ones, constant(c), pytorch_default, uniform(bound=...), ...
+    expected: bool  # a value frameworks use for this role
+
+
+def fit_vector(site: WeightSite, values: Values | np.ndarray, m: TensorStats) -> VectorFit | None:
+    if site.role not in (BIAS, NORM_SCALE, NORM_SHIFT) or m.size == 0 or m.n_nonfinite:
+        return None
+    lo, hi = m.min or 0.0, m.max or 0.0
+    if lo == hi:
+        v = lo
+        name = "zeros" if v == 0 else "ones" if v == 1 else f"constant({v:.6g})"
+        if site.role == NORM_SCALE:
+            return VectorFit(name, v == 1.0)
+        if site.role == NORM_SHIFT:
+            return VectorFit(name, v == 0.0)
+        # A constant head bias is timm's -log(num_classes) (jax_nlhb) or a deliberate prior.
+        return VectorFit(name, v == 0.0 or _is_log_prior(v, m.size))
+    if site.role == BIAS:
+        return _bias_fit(site, values, m)
+    return VectorFit(f"std={m.std:.3g}", False)
+
+
+def _is_log_prior(v: float, n: int) -> bool:
+    return n > 1 and abs(v + math.log(n)) < 1e-3 * math.log(n)
+
+
+def _bias_fit(site: WeightSite, values: Values | np.ndarray, m: TensorStats) -> VectorFit:
+    flat = as_values(values).array().reshape(-1)  # a vector: small
+    if np.all((flat == 0) | (flat == 1)):
+        return VectorFit("zeros with a block of ones (keras unit_forget_bias)", True)
+    if (m.std or 0.0) < TINY_STD and abs(m.mean or 0.0) < TINY_STD:
+        return VectorFit(f"normal(std={m.std:.2g}) (near zero)", True)
+    absmax = max(abs(m.min or 0.0), abs(m.max or 0.0))
+    bounds = [
+        1.0 / math.sqrt(f)
+        for f in (site.fan_in, site.fact("hidden_size"))
+        if isinstance(f, int) and f > 0
+    ]
+    for b in bounds:
+        # Uniform on ±b: nothing beyond b (fp16 rounding aside), and the spread of a uniform.
+        if absmax <= b * (1 + 2**-8) and m.size >= 2 and (m.std or 0) >= b / math.sqrt(3) / 3:
+            return VectorFit(f"pytorch_default (uniform(+-{b:.3g}))", True)
+    return VectorFit(f"values with mean={m.mean:.3g}, std={m.std:.3g}", False)

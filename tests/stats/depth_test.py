@@ -1,0 +1,233 @@
+"""Signal propagation (IA203) on generated deep models: both verdicts, as the issue lists."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from initaudit.audit import audit_file
+from initaudit.report.model import FileResult
+from tests import _models as M
+
+WIDTH, DEPTH = 64, 30
+
+
+def _mlp(std_fn, act: str = "Relu", depth: int = DEPTH, uniform: bool = False):
+    r = M.rng(5)
+    ws = []
+    for _ in range(depth):
+        s = std_fn(WIDTH)
+        w = (
+            r.uniform(-s * math.sqrt(3), s * math.sqrt(3), (WIDTH, WIDTH))
+            if uniform
+            else (r.normal(0, s, (WIDTH, WIDTH)))
+        )
+        ws.append(w.astype(np.float32))
+    zero = [np.zeros(WIDTH, np.float32)] * depth
+    return M.mlp(ws, act=act, biases=zero)
+
+
+def _audit(tmp_path: Path, m: onnx.ModelProto) -> FileResult:
+    return audit_file(M.save(m, tmp_path / "m.onnx"))
+
+
+def _ia203(result: FileResult) -> list[str]:
+    return [f.message for f in result.findings if f.rule == "IA203"]
+
+
+def test_he_relu_mlp_is_stable(tmp_path: Path) -> None:
+    result = _audit(tmp_path, _mlp(lambda n: math.sqrt(2 / n)))
+    assert _ia203(result) == []
+    assert all(abs(d.log10_forward) < 0.5 for d in result.depth)
+    assert len(result.depth) == DEPTH
+
+
+def test_standard_normal_mlp_explodes(tmp_path: Path) -> None:
+    msgs = _ia203(_audit(tmp_path, _mlp(lambda n: 1.0)))
+    (fwd,) = [m for m in msgs if m.startswith("forward")]
+    assert "forward activations explode" in fwd and "fc2.weight" in fwd
+    assert any(m.startswith("backward gradients explode") for m in msgs)
+
+
+def test_small_normal_mlp_vanishes(tmp_path: Path) -> None:
+    msgs = _ia203(_audit(tmp_path, _mlp(lambda n: 0.01)))
+    assert any("forward activations vanish" in m for m in msgs)
+    assert any("backward gradients vanish" in m for m in msgs)
+
+
+def test_pytorch_default_relu_mlp_vanishes_about_6x_per_layer(tmp_path: Path) -> None:
+    result = _audit(tmp_path, _mlp(lambda n: 1 / math.sqrt(3 * n), uniform=True))
+    assert any("vanish" in m for m in _ia203(result))
+    steps = [
+        b.log10_forward - a.log10_forward
+        for a, b in zip(result.depth, result.depth[1:], strict=False)
+    ]
+    assert all(abs(s - math.log10(1 / 6)) < 0.1 for s in steps[:10])
+
+
+def test_xavier_tanh_mlp_is_stable(tmp_path: Path) -> None:
+    """Glorot's xavier (gain 1) on square tanh layers: sigma_w² = 1, the edge of chaos."""
+    result = _audit(tmp_path, _mlp(lambda n: math.sqrt(2 / (n + n)), act="Tanh"))
+    assert _ia203(result) == []
+
+
+def test_tanh_gain_5_3_gradients_explode_slowly(tmp_path: Path) -> None:
+    """sigma_w² = 25/9 is in tanh's chaotic phase (Schoenholz et al. 2017): the gradient
+    grows by E[sigma_w² tanh'(h)²] ~ 1.24 per layer at the forward fixed point."""
+    result = _audit(tmp_path, _mlp(lambda n: 5 / 3 * math.sqrt(1 / n), act="Tanh"))
+    (msg,) = _ia203(result)
+    assert msg.startswith("backward gradients explode")
+
+
+def _n(op: str, ins: list[str], out: str, **kw: object) -> onnx.NodeProto:
+    return helper.make_node(op, ins, [out], **kw)
+
+
+def _resnet(blocks: int = 12) -> onnx.ModelProto:
+    """Conv-BN-ReLU-Conv-BN + identity, ReLU; kaiming_normal(fan_out) convs (torchvision)."""
+    r, c = M.rng(6), 16
+    nodes, inits, x = [], [], "x"
+    std = math.sqrt(2 / (c * 9))
+    for b in range(blocks):
+        p = f"layer{b}"
+        for k in (1, 2):
+            inits += [
+                M.tensor(f"{p}.conv{k}.weight", r.normal(0, std, (c, c, 3, 3)).astype(np.float32)),
+                M.tensor(f"{p}.bn{k}.weight", np.ones(c, np.float32)),
+                M.tensor(f"{p}.bn{k}.bias", np.zeros(c, np.float32)),
+                M.tensor(f"{p}.bn{k}.mean", np.zeros(c, np.float32)),
+                M.tensor(f"{p}.bn{k}.var", np.ones(c, np.float32)),
+            ]
+        nodes += [
+            _n("Conv", [x, f"{p}.conv1.weight"], f"{p}/c1", pads=[1, 1, 1, 1]),
+            _n(
+                "BatchNormalization",
+                [f"{p}/c1", f"{p}.bn1.weight", f"{p}.bn1.bias", f"{p}.bn1.mean", f"{p}.bn1.var"],
+                f"{p}/b1",
+            ),
+            _n("Relu", [f"{p}/b1"], f"{p}/r1"),
+            _n("Conv", [f"{p}/r1", f"{p}.conv2.weight"], f"{p}/c2", pads=[1, 1, 1, 1]),
+            _n(
+                "BatchNormalization",
+                [f"{p}/c2", f"{p}.bn2.weight", f"{p}.bn2.bias", f"{p}.bn2.mean", f"{p}.bn2.var"],
+                f"{p}/b2",
+            ),
+            _n("Add", [f"{p}/b2", x], f"{p}/s"),
+            _n("Relu", [f"{p}/s"], f"{p}/out"),
+        ]
+        x = f"{p}/out"
+    return M.model(nodes, inits, [M.value_info("x", [1, c, 8, 8])], [M.value_info(x, None)])
+
+
+def _transformer(layers: int = 6, d: int = 64) -> onnx.ModelProto:
+    """Pre-LN blocks, HF-style N(0, 0.02) projections, token embedding input."""
+    r = M.rng(7)
+    nodes = [_n("Gather", ["wte", "ids"], "h0")]
+    inits = [M.tensor("wte", r.normal(0, 0.02, (128, d)).astype(np.float32))]
+    h = "h0"
+    for i in range(layers):
+        p = f"h.{i}"
+
+        def w(name: str, shape: tuple[int, int], p: str = p, inits: list = inits) -> str:
+            inits.append(M.tensor(f"{p}.{name}", r.normal(0, 0.02, shape).astype(np.float32)))
+            return f"{p}.{name}"
+
+        for ln in ("ln_1", "ln_2"):
+            inits += [
+                M.tensor(f"{p}.{ln}.weight", np.ones(d, np.float32)),
+                M.tensor(f"{p}.{ln}.bias", np.zeros(d, np.float32)),
+            ]
+        nodes += [
+            _n("LayerNormalization", [h, f"{p}.ln_1.weight", f"{p}.ln_1.bias"], f"{p}/a"),
+            _n("MatMul", [f"{p}/a", w("q", (d, d))], f"{p}/q"),
+            _n("MatMul", [f"{p}/a", w("k", (d, d))], f"{p}/k"),
+            _n("MatMul", [f"{p}/a", w("v", (d, d))], f"{p}/v"),
+            _n("Transpose", [f"{p}/k"], f"{p}/kt", perm=[0, 2, 1]),
+            _n("MatMul", [f"{p}/q", f"{p}/kt"], f"{p}/s"),
+            _n("Softmax", [f"{p}/s"], f"{p}/pr", axis=-1),
+            _n("MatMul", [f"{p}/pr", f"{p}/v"], f"{p}/att"),
+            _n("MatMul", [f"{p}/att", w("o", (d, d))], f"{p}/o"),
+            _n("Add", [h, f"{p}/o"], f"{p}/r1"),
+            _n("LayerNormalization", [f"{p}/r1", f"{p}.ln_2.weight", f"{p}.ln_2.bias"], f"{p}/m"),
+            _n("MatMul", [f"{p}/m", w("fc", (d, 4 * d))], f"{p}/f"),
+            _n("Gelu", [f"{p}/f"], f"{p}/g"),
+            _n("MatMul", [f"{p}/g", w("proj", (4 * d, d))], f"{p}/pj"),
+            _n("Add", [f"{p}/r1", f"{p}/pj"], f"{p}/r2"),
+        ]
+        h = f"{p}/r2"
+    return M.model(
+        nodes, inits, [M.value_info("ids", [1, 8], onnx.TensorProto.INT64)], [M.value_info(h, None)]
+    )
+
+
+@pytest.mark.parametrize("build", [_resnet, _transformer], ids=["resnet_bn", "transformer_ln"])
+def test_normalized_residual_networks_are_stable(tmp_path: Path, build) -> None:
+    result = _audit(tmp_path, build())
+    assert _ia203(result) == []
+    assert result.depth and all(d.log10_forward is not None for d in result.depth)
+
+
+def test_depth_profile_in_json(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from initaudit.cli import cli
+
+    path = M.save(_mlp(lambda n: 0.01, depth=4), tmp_path / "m.onnx")
+    out = CliRunner().invoke(cli, [str(path), "--format", "json"]).stdout
+    depth = json.loads(out)["files"][0]["depth"]
+    assert [d["tensor"] for d in depth] == [f"fc{i}.weight" for i in range(1, 5)]
+    assert depth[0]["log10_forward"] > depth[-1]["log10_forward"]
+    assert set(depth[0]) >= {"tensor", "node", "op_type", "log10_forward", "log10_backward"}
+
+
+AGREE = 0.3  # decades: prediction and measurement within a factor of 2
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: _mlp(lambda n: math.sqrt(2 / n), depth=10),
+        lambda: _mlp(lambda n: 0.01, depth=10),
+        lambda: _mlp(lambda n: 1 / math.sqrt(3 * n), depth=10, uniform=True),
+        lambda: _mlp(lambda n: math.sqrt(1 / n), act="Tanh", depth=10),
+        lambda: _resnet(4),
+        lambda: _transformer(3),
+    ],
+    ids=["he_relu", "normal_001", "pytorch_default", "xavier_tanh", "resnet_bn", "transformer"],
+)
+def test_prediction_agrees_with_measurement(tmp_path: Path, build) -> None:
+    """--propagate runs the real model (onnx's reference evaluator, or onnxruntime) on seeded
+    inputs. Attention outputs (probs·V) are bounded above by the prediction: near-uniform
+    attention at init averages V over the sequence, which the graph does not fix."""
+    path = M.save(build(), tmp_path / "m.onnx")
+    result = audit_file(path, propagate={})
+    assert result.notes == ()
+    checked = 0
+    for d in result.depth:
+        assert d.measured_log10_forward is not None and d.log10_output is not None
+        if d.tensor.endswith(".o"):
+            assert d.measured_log10_forward <= d.log10_output + AGREE
+            continue
+        assert abs(d.measured_log10_forward - d.log10_output) < AGREE, d
+        checked += 1
+    assert checked >= 4
+
+
+def test_propagate_on_the_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from initaudit.cli import cli
+
+    path = M.save(_mlp(lambda n: math.sqrt(2 / n), depth=3), tmp_path / "m.onnx")
+    r = CliRunner().invoke(cli, [str(path), "--propagate", "--input-shape", "x=4x64"])
+    assert r.exit_code == 0, r.output
+    assert "predicted  measured" in r.stdout and "fc3.weight" in r.stdout
+    bad = CliRunner().invoke(cli, [str(path), "--input-shape", "x=4xq"])
+    assert bad.exit_code == 2
