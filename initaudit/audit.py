@@ -40,6 +40,7 @@ def audit_file(
     *,
     jobs: int = 1,
     progress: Callable[[str, Progress], None] | None = None,
+    histograms: bool = False,
 ) -> FileResult:
     """Audit one model file; any problem becomes the result's ``error``, never an exception.
 
@@ -48,6 +49,7 @@ def audit_file(
 
     ``propagate`` (input shapes by name, possibly empty) also runs the model on random inputs
     to measure each layer's output scale next to the prediction (``--propagate``).
+    ``histograms`` bins every tensor's values into ``TensorReport.histogram`` (``--html``).
 
     An unexpected exception is a bug in initaudit, but it still must not hide the other files'
     results or print a traceback in CI: it becomes an ``internal`` error entry (``--debug``
@@ -59,7 +61,7 @@ def audit_file(
         loaded = load_model(path)
         try:
             on_tensor = None if progress is None else (lambda p: progress(shown, p))
-            result = _audit_loaded(shown, loaded, rules, config, jobs, on_tensor)
+            result = _audit_loaded(shown, loaded, rules, config, jobs, on_tensor, histograms)
             if propagate is not None:
                 result = _with_measurement(result, loaded, propagate)
             return result
@@ -85,10 +87,11 @@ def _audit_loaded(
     config: Config,
     jobs: int = 1,
     progress: Callable[[Progress], None] | None = None,
+    histograms: bool = False,
 ) -> FileResult:
     finder = SiteFinder(loaded)
     sites = finder.sites()
-    stats: dict[str, SiteStats] = measure_all(sites, loaded.store, jobs, progress)
+    stats: dict[str, SiteStats] = measure_all(sites, loaded.store, jobs, progress, histograms)
     depth = propagate(finder.index, finder.consts, sites, _second_moments(stats))
     selected = [r for r in rules if config.selects(r.code)]
     findings = run_rules(RuleContext(sites, stats, config, depth), selected)
@@ -188,6 +191,7 @@ def _tensor_report(site: WeightSite, st: SiteStats) -> TensorReport:
         max=m.max,
         uses=tuple(u.node for u in site.uses),
         quantized=site.quant is not None,
+        histogram=st.histogram,
     )
 
 
@@ -209,8 +213,12 @@ def audit_paths(
     *,
     jobs: int = 1,
     progress: Callable[[str, Progress], None] | None = None,
+    histograms: bool = False,
 ) -> Report:
     results = tuple(
-        audit_file(p, rules, debug, config, propagate, jobs=jobs, progress=progress) for p in paths
+        audit_file(
+            p, rules, debug, config, propagate, jobs=jobs, progress=progress, histograms=histograms
+        )
+        for p in paths
     )
     return Report(results, __version__, fail_on)

@@ -15,7 +15,7 @@ from initaudit.config import FAIL_ON, Config
 from initaudit.config_file import check_codes, load_config
 from initaudit.errors import EXIT_ERROR
 from initaudit.progress import ProgressBar
-from initaudit.report import github, json_report, sarif, text
+from initaudit.report import github, html_report, json_report, plots, sarif, text
 from initaudit.report.model import Report
 from initaudit.rules import ALL_RULES, RESERVED_CODES, rule_by_code
 from initaudit.runtime import parse_shapes
@@ -144,6 +144,18 @@ def _settings(
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary line.")
 @click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=str),
+    help="Also write a self-contained HTML report (tables, histograms, depth profile) to FILE; "
+    "needs initaudit[report].",
+)
+@click.option(
+    "--html-all-histograms",
+    is_flag=True,
+    help="With --html, draw a histogram for every tensor, not only the flagged ones.",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
@@ -180,6 +192,8 @@ def cli(
     write_baseline: str | None,
     output: str | None,
     quiet: bool,
+    html_file: str | None,
+    html_all_histograms: bool,
     jobs: int | None,
     explain: str | None,
     list_rules: bool,
@@ -205,6 +219,7 @@ def cli(
     if not models:
         raise click.UsageError("no MODEL given (try 'initaudit model.onnx')")
     config = _settings(config_file, isolated, select, extend_select, ignore, fail_on)
+    _check_html(html_file, html_all_histograms)
     # Read the baseline first, so a typo in its name does not cost a full audit; not when
     # writing one, which may be the configured baseline's first version.
     baseline_file = None if write_baseline else baseline_file or config.baseline
@@ -226,6 +241,7 @@ def cli(
             propagate=shapes if propagate or input_shapes else None,
             jobs=jobs or default_jobs(),
             progress=bar,
+            histograms=html_file is not None,
         )
     finally:
         if bar is not None:
@@ -248,7 +264,21 @@ def cli(
             fh.write(rendered)
     else:
         click.echo(rendered, nl=False, color=_use_colour(None))
+    if html_file is not None:
+        band = config.threshold("depth-band")
+        page = html_report.render(report, depth_band=band, all_histograms=html_all_histograms)
+        with open(html_file, "w", encoding="utf-8") as fh:
+            fh.write(page)
     sys.exit(report.exit_code())
+
+
+def _check_html(html_file: str | None, all_histograms: bool) -> None:
+    """Before the audit, not after it: a missing extra must not cost a long run."""
+    if all_histograms and html_file is None:
+        raise click.UsageError("--html-all-histograms needs --html FILE")
+    if html_file is not None and not plots.available():
+        click.echo(plots.MISSING, err=True)
+        sys.exit(EXIT_ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -4,6 +4,7 @@ folder, a time limit, and graph surgery on a parsed ModelProto."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import signal
@@ -40,6 +41,8 @@ SEED_FILES = (
     "torch/multihead_attention__dynamo.onnx",
 )
 TIME_LIMIT = 10.0
+# The module (a package attribute of the same name could shadow it in a plain import).
+load = importlib.import_module("initaudit.load")
 
 
 class Hang(BaseException):
@@ -49,18 +52,28 @@ class Hang(BaseException):
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Fail a case that runs longer than ``seconds`` (SIGALRM: main thread, POSIX only)."""
+    """Fail a case that uses more than ``seconds`` of CPU, or blocks for 6x that long.
 
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise Hang(f"no result within {seconds} s")
+    CPU time (ITIMER_PROF), not wall time, so a busy CI machine does not fail a fast case;
+    the wall-clock limit catches a case that blocks without computing (a FIFO read).
+    Signals are handled in the main thread; POSIX only.
+    """
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        kind = "CPU" if signum == signal.SIGPROF else "wall-clock"
+        raise Hang(f"no result within {seconds} s of {kind} time")
+
+    timers = ((signal.SIGPROF, signal.ITIMER_PROF, seconds),
+              (signal.SIGALRM, signal.ITIMER_REAL, max(6 * seconds, 30.0)))  # fmt: skip
+    previous = [signal.signal(sig, on_signal) for sig, _, _ in timers]
+    for _, timer, limit in timers:
+        signal.setitimer(timer, limit)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for (sig, timer, _), handler in zip(timers, previous, strict=True):
+            signal.setitimer(timer, 0)
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -74,6 +87,17 @@ def keep_on_hang(data: bytes) -> Iterator[None]:
         )
         saved.write_bytes(data)
         raise Hang(f"{exc}; input saved to {saved}") from None
+
+
+@contextmanager
+def piece_bytes(size: int) -> Iterator[None]:
+    """Parse files bigger than ``size`` bytes in pieces, as load.py does past 64 MiB (0: as is)."""
+    saved = load._PIECE_BYTES
+    load._PIECE_BYTES = size or saved
+    try:
+        yield
+    finally:
+        load._PIECE_BYTES = saved
 
 
 @contextmanager

@@ -193,10 +193,11 @@ EDITS = [
 
 
 # -- the properties -----------------------------------------------------------------------
-def _check_audit(folder: Path, data: bytes) -> None:
+def _check_audit(folder: Path, data: bytes, pieces: bool) -> None:
+    """``pieces``: parse through load.py's wire-format walk (used for files over 64 MiB)."""
     path = folder / "model" / "m.onnx"
     path.write_bytes(data)
-    with F.keep_on_hang(data), F.time_limit(F.TIME_LIMIT):
+    with F.keep_on_hang(data), F.time_limit(F.TIME_LIMIT), F.piece_bytes(256 if pieces else 0):
         result = audit_file(path, debug=True)  # debug: a bug shows its traceback here
     outcome = result.error.code if result.error else "audited"
     event(f"outcome: {outcome}")  # tallied by --hypothesis-show-statistics
@@ -242,10 +243,10 @@ def byte_mutants(draw: Draw) -> Mutant:
 
 
 @settings(PROFILE, max_examples=TOTAL * 10 // 30)
-@given(byte_mutants())
-def test_byte_mutations_fail_closed(case: Mutant) -> None:
+@given(byte_mutants(), st.booleans())
+def test_byte_mutations_fail_closed(case: Mutant, pieces: bool) -> None:
     with F.sandbox(SEEDS) as folder:
-        _check_audit(folder, case.data)
+        _check_audit(folder, case.data, pieces)
 
 
 @settings(PROFILE, max_examples=TOTAL * 17 // 30)
@@ -261,7 +262,7 @@ def test_field_edits_fail_closed(seed: str, data: st.DataObject) -> None:
             mutated = m.SerializeToString()
         except DecodeError:  # nested past upb's limit: the Python API cannot build it
             reject()
-        _check_audit(folder, mutated)
+        _check_audit(folder, mutated, data.draw(st.booleans()))
 
 
 ERROR_LINE = re.compile(r"^initaudit: .+: ([a-z-]+): .+$")

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a record of the stats stage, carried as is; only --html reads it
+    from initaudit.stats.histogram import Histogram
 
 
 class Severity(enum.IntEnum):
@@ -71,6 +75,9 @@ class TensorReport:
     max: float | None
     uses: tuple[str, ...] = ()
     quantized: bool = False
+    # The values' histogram beside the expected density, when asked for (``--html``); not in
+    # the JSON output, which it would bloat.
+    histogram: Histogram | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

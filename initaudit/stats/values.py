@@ -62,12 +62,16 @@ class Values:
         return Values(fn(self.stored), self.widen)
 
     def chunks(self, size: int = CHUNK) -> Iterator[tuple[int, np.ndarray]]:
-        """(flat offset, float values) of consecutive flat chunks of ``size`` elements."""
+        """(flat offset, float values) of consecutive flat chunks of ``size`` elements.
+
+        A chunk is valid until the next one is asked for: converted values reuse one buffer.
+        """
         flat = self.stored.reshape(-1)
         eager = flat.nbytes > EAGER_RELEASE
+        out = np.empty(min(size, flat.size), np.float32) if flat.dtype.itemsize < 4 else None
         for start in range(0, flat.size, size):
             stop = min(flat.size, start + size)
-            yield start, self.widen(flat[start:stop])
+            yield start, self.widen(flat[start:stop], None if out is None else out[: stop - start])
             if eager:
                 self.release(start, stop)
 

@@ -1,0 +1,127 @@
+"""The HTML report as a person sees it: opened in headless Chromium, clicked, typed into.
+
+One page for two real PyTorch exports: an MLP drawn from N(0, 1) (IA201 on fc1/fc2, IA203) and
+one whose fc2.weight is zero (IA101). The browser is Debian's chromium (see _chromium.py).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from initaudit.cli import cli
+from tests.report import _chromium
+
+pytest.importorskip("matplotlib", reason="the HTML report needs the 'report' extra")
+if not _chromium.available():
+    pytest.skip(
+        f"headless Chromium not found at {_chromium.CHROMIUM}: the HTML report's browser tests "
+        "need Debian's chromium package (apt-get install chromium)",
+        allow_module_level=True,
+    )
+
+TORCH = Path(__file__).resolve().parent.parent.parent / "fixtures" / "torch"
+NAIVE = TORCH / "mlp_naive_normal__dynamo.onnx"
+ZERO = TORCH / "mlp_zero_weight__dynamo.onnx"
+ROWS = "Array.from(document.querySelectorAll('#layers-0 tbody tr{}')).map(r => r.dataset.tensor)"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("html") / "report.html"
+    r = CliRunner().invoke(cli, ["--isolated", str(NAIVE), str(ZERO), "--html", str(out)])
+    assert r.exit_code == 1, r.output  # IA101 is an error
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_chromium.Browser]:
+    b = _chromium.Browser(tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def page(browser: _chromium.Browser, report: Path) -> _chromium.Browser:
+    browser.open(report.as_uri())
+    return browser
+
+
+def test_page_loads_offline_with_no_console_errors(page: _chromium.Browser, report: Path) -> None:
+    assert page.js("document.title") == "initaudit report: 2 models"
+    assert page.errors() == []
+    assert page.requests() == [report.as_uri()]  # no CDN, font or image fetched
+
+
+def test_flagged_layers_are_shown(page: _chromium.Browser) -> None:
+    text = page.js("document.body.innerText")
+    assert "all 16384 values of this weight are 0" in text
+    assert "std 1.01 is 4.86x off" in text
+    figures = page.js(
+        "Array.from(document.querySelectorAll('figure.histogram'))"
+        ".map(f => [f.closest('section').id, f.querySelector('figcaption').innerText])"
+    )
+    assert figures == [
+        ["file-0", "fc1.weight IA201"],
+        ["file-0", "fc2.weight IA201"],
+        ["file-1", "fc2.weight IA101"],
+    ]
+    flagged = page.js(ROWS.format(".flagged"))
+    assert flagged == ["fc1.weight", "fc2.weight"]
+
+
+def test_clicking_a_header_sorts_the_table(page: _chromium.Browser) -> None:
+    ratio = "#layers-0 th:nth-child(11)"
+    assert page.js(f"document.querySelector('{ratio}').innerText").startswith("ratio")
+    page.click(ratio)
+    # Ascending by ratio (1.00, 4.86, 6.76); biases have no ratio and stay last.
+    assert page.js(ROWS.format("")) == [
+        "fc3.weight",
+        "fc1.weight",
+        "fc2.weight",
+        "fc1.bias",
+        "fc2.bias",
+        "fc3.bias",
+    ]
+    page.click(ratio)
+    assert page.js(ROWS.format(""))[:3] == ["fc2.weight", "fc1.weight", "fc3.weight"]
+    assert page.js(f"document.querySelector('{ratio}').getAttribute('aria-sort')") == "descending"
+    page.click("#layers-0 th:nth-child(1)")
+    assert page.js(ROWS.format(""))[:2] == ["fc1.bias", "fc1.weight"]
+
+
+def test_typing_in_the_box_filters_the_rows(page: _chromium.Browser) -> None:
+    page.type("#file-0 input.filter", "IA201")
+    assert page.js(ROWS.format(":not([hidden])")) == ["fc1.weight", "fc2.weight"]
+    assert page.js("document.getElementById('layers-0-count').innerText") == "2 of 6 layers"
+    assert page.errors() == []
+
+
+def test_a_histogram_is_drawn(page: _chromium.Browser) -> None:
+    from PIL import Image
+
+    box = page.box("#file-0 figure.histogram svg")
+    assert box["width"] > 300 and box["height"] > 150
+    shot = Image.open(io.BytesIO(page.screenshot("#file-0 figure.histogram svg"))).convert("RGB")
+    colours = shot.getcolors(maxcolors=1 << 20) or []
+    inked = sum(n for n, rgb in colours if min(rgb) < 235)  # anything but white or near it
+    assert inked > 0.05 * shot.width * shot.height, "the histogram area is blank"
+
+    def near(target: tuple[int, int, int]) -> int:
+        """Pixels within 24 of ``target`` in every channel (antialiasing blurs edges)."""
+        return sum(n for n, rgb in colours if all(abs(rgb[c] - target[c]) < 24 for c in range(3)))
+
+    assert near((157, 181, 207)) > 500  # the bars (#4c78a8 at alpha 0.55 on white)
+    assert near((0xE4, 0x57, 0x56)) > 100  # the expected density's line
+
+
+def test_depth_profile_is_drawn(page: _chromium.Browser) -> None:
+    box = page.box("#depth-0 svg")
+    assert box["width"] > 400 and box["height"] > 150
+    assert "IA203 band ±2 decades" in page.js("document.querySelector('#depth-0').textContent")
