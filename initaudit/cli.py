@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 import click
@@ -56,6 +57,11 @@ def _render(report: Report, fmt: str, colour: bool, quiet: bool) -> str:
     if fmt == "github":
         return github.render(report)
     return text.render(report, colour=colour, quiet=quiet)
+
+
+def _printable(path: str) -> str:
+    """A path on one line: a newline in a file name must not split the one-line error."""
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
 
 
 def _warn(message: str) -> None:
@@ -248,7 +254,9 @@ def cli(
             bar.close()
     for fr in report.files:
         if fr.error is not None:
-            click.echo(f"initaudit: {fr.path}: {fr.error.code}: {fr.error.message}", err=True)
+            click.echo(
+                f"initaudit: {_printable(fr.path)}: {fr.error.code}: {fr.error.message}", err=True
+            )
         for note in fr.notes:
             _warn(f"{fr.path}: {note}")
     if write_baseline is not None:
@@ -290,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise
     except Exception as exc:  # the last line of defence: never a traceback without --debug
         if "--debug" in args:
-            raise
+            traceback.print_exc()
+            sys.exit(EXIT_ERROR)  # the contract's status for an internal error, traceback or not
         first = str(exc).splitlines()[0] if str(exc) else ""
         click.echo(
             f"initaudit: internal error: {type(exc).__name__}: {first}; rerun with --debug",

@@ -48,7 +48,7 @@ INPUT_ERROR_CODES: dict[str, str] = {
     "empty": "the file is empty",
     "not-onnx": "the bytes are not an ONNX ModelProto",
     "invalid-model": "the ModelProto is structurally invalid (no graph, bad opset, cycle, ...)",
-    "too-large": "the file or a tensor is larger than initaudit will read",
+    "too-large": "the file, a tensor (shape, rank) or the expanded graph exceeds a limit",
     "bad-tensor": "an initializer's dims, data type or stored data are inconsistent",
     "external-data-missing": "an external data file does not exist",
     "external-data-escapes": "an external data path points outside the model's folder",

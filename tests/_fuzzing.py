@@ -9,7 +9,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -109,6 +109,16 @@ def cwd(path: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(old)
+
+
+class Mutant:
+    """Mutated bytes, shown in a failure report as the seed and the steps that made them."""
+
+    def __init__(self, seed: str, steps: tuple[str, ...], data: bytes) -> None:
+        self.seed, self.steps, self.data = seed, steps, data
+
+    def __repr__(self) -> str:
+        return f"Mutant({self.seed!r}, {self.steps!r})"
 
 
 def seed_models() -> dict[str, bytes]:
@@ -289,3 +299,23 @@ def wide_model(path: Path, kind: str, n: int) -> Path:
         inits = [w, M.tensor("s", np.array([0], np.int64)), M.tensor("e", np.array([1], np.int64))]
     m = M.model(nodes, inits, [M.value_info("x", [1, 4])], [M.value_info("r0", [1, 6])])
     return M.save(m, path)
+
+
+def set_attr(op: str, name: str, value: object) -> Callable[[onnx.ModelProto], None]:
+    """An edit setting attribute ``name`` of the first ``op`` node to ``value``."""
+
+    def edit(m: onnx.ModelProto) -> None:
+        node = next(n for n in m.graph.node if n.op_type == op)
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute(name, value)])
+
+    return edit
+
+
+NOT_UTF8 = b"\x7f~NOT-UTF8~\x7f"
+
+
+def bad_utf8_name(m: onnx.ModelProto) -> None:
+    """Name the first node NOT_UTF8: the caller swaps those bytes for invalid UTF-8 ones."""
+    m.graph.node[0].name = NOT_UTF8.decode()

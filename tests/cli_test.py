@@ -250,3 +250,10 @@ def test_jobs_do_not_change_a_byte_of_the_report(name: str) -> None:
     assert len(outputs) == 1
     code, out, err = outputs.pop()
     assert code == 0 and err == "" and json.loads(out)["files"][0]["tensors"]
+
+
+def test_error_line_stays_one_line_for_a_path_with_a_newline(tmp_path: Path) -> None:
+    weird = tmp_path / "two\nlines.onnx"
+    weird.write_text("not a model")
+    code, _, err = run(weird)
+    assert code == 2 and err.count("\n") == 1 and "two\\nlines.onnx" in err

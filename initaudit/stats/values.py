@@ -132,8 +132,15 @@ def dequantize(
     if zp.shape != scale.shape:
         raise InputError("bad-tensor", f"tensor {name!r}: zero point and scale shapes differ")
     if block_size > 0:
-        if scale.ndim != x.ndim or scale.shape[ax] * block_size < x.shape[ax]:
-            raise InputError("bad-tensor", f"tensor {name!r}: block scale shape does not fit")
+        # DequantizeLinear (opset 21): the scale has x's shape except on the blocked axis,
+        # where it has ceil(len / block_size) entries.
+        want = tuple(-(-d // block_size) if i == ax else d for i, d in enumerate(x.shape))
+        if scale.shape != want:
+            raise InputError(
+                "bad-tensor",
+                f"tensor {name!r}: block scale shape {list(scale.shape)} does not fit "
+                f"{list(x.shape)} with block_size {block_size} on axis {axis}",
+            )
         idx = np.arange(x.shape[ax]) // block_size
         s = np.take(scale, idx, axis=ax)
         z = np.take(zp, idx, axis=ax)
