@@ -72,7 +72,7 @@ _SIMPLE = {
 _ALPHA_DEFAULT = {"LeakyRelu": 0.01, "Elu": 1.0, "Celu": 1.0}
 
 # Ops that carry the signal through unchanged in the sense that matters for gain.
-_PASS = frozenset(
+PASS_OPS = frozenset(
     {
         "Reshape",
         "Transpose",
@@ -102,7 +102,7 @@ _PASS = frozenset(
         "DequantizeLinear",
     }
 )
-_NORMS = frozenset(
+NORM_OPS = frozenset(
     {
         "BatchNormalization",
         "LayerNormalization",
@@ -224,9 +224,9 @@ class ActivationFinder:
             weighted = any(self.consts.is_constant(i) for i in others)
             # A product of two activations (Q·Kᵀ, probs·V) is attention, not another layer.
             return None, False, "linear" if weighted else "attention"
-        if op in _NORMS:
+        if op in NORM_OPS:
             return out, True, None
-        if op in _PASS:
+        if op in PASS_OPS:
             return out, False, None
         if op in ("Add", "Sub", "Mul", "Div", "Where"):
             others = [i for j, i in enumerate(node.inputs) if j != slot and i]

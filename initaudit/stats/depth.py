@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from initaudit.graph.activations import NORM_OPS, PASS_OPS
 from initaudit.graph.consts import Constants
 from initaudit.graph.index import GraphIndex, Node
 from initaudit.graph.layout import (
@@ -41,50 +42,10 @@ from initaudit.graph.layout import (
 from initaudit.graph.sites import WeightSite
 from initaudit.stats.gains import _W, _Z, _fn
 
-_NORMS = frozenset(
-    {
-        "BatchNormalization",
-        "LayerNormalization",
-        "InstanceNormalization",
-        "GroupNormalization",
-        "RMSNormalization",
-        "SimplifiedLayerNormalization",
-        "SkipLayerNormalization",
-        "SkipSimplifiedLayerNormalization",
-        "MeanVarianceNormalization",
-        "LpNormalization",
-    }
-)
-_PASS = frozenset(
-    {
-        "Reshape",
-        "Transpose",
-        "Flatten",
-        "Squeeze",
-        "Unsqueeze",
-        "Identity",
-        "Dropout",
-        "Cast",
-        "CastLike",
-        "MaxPool",
-        "AveragePool",
-        "GlobalAveragePool",
-        "GlobalMaxPool",
-        "Pad",
-        "Slice",
-        "Split",
-        "Resize",
-        "Upsample",
-        "Expand",
-        "Tile",
-        "DepthToSpace",
-        "SpaceToDepth",
-        "Gather",
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "DynamicQuantizeLinear",
-    }
-)
+# What the activation walk treats as transparent is transparent here too; Concat is modelled
+# on its own (it averages its inputs), and a dynamic quantizer's data output is the signal.
+_NORMS = NORM_OPS
+_PASS = (PASS_OPS - {"Concat"}) | {"DynamicQuantizeLinear"}
 # Outputs that describe a tensor rather than carry its signal.
 _NO_SIGNAL = frozenset(
     {
