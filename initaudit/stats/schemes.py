@@ -246,6 +246,28 @@ def _context_schemes(site: WeightSite, facts: ModelFacts, fi: int) -> Iterator[S
     if end == "output" and site.fan_out in facts.vocab_sizes:
         # An untied lm_head: T5 draws it N(0, 1) like the embedding.
         yield _n("normal(std=1) (t5 untied lm_head)", 1.0, "nn.init.normal_(w, std=1.0)")
+    if end == "output" and site.fan_out:
+        # torchvision classifier heads: VGG, MobileNet, RegNet, SqueezeNet draw N(0, 0.01);
+        # GoogLeNet/Inception truncate it at ±2 std; EfficientNet uses U(±1/sqrt(out)).
+        yield _n(
+            "normal(std=0.01) (torchvision classifier head)", 0.01, "nn.init.normal_(w, std=0.01)"
+        )
+        yield Scheme(
+            "trunc_normal",
+            "trunc_normal(std=0.01, at 2 std) (torchvision inception)",
+            "trunc_normal",
+            0.01 * TN_STD,
+            None,
+            "nn.init.trunc_normal_(w, std=0.01, a=-0.02, b=0.02)",
+            True,
+        )
+        yield _u(
+            "uniform",
+            "uniform(+-1/sqrt(fan_out)) (torchvision efficientnet head)",
+            1.0 / math.sqrt(site.fan_out),
+            None,
+            "nn.init.uniform_(w, -1 / math.sqrt(out), 1 / math.sqrt(out))",
+        )
 
 
 def recommended(site: WeightSite) -> Scheme | None:

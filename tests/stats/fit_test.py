@@ -131,3 +131,28 @@ def test_reduced_precision_storage_still_identified(tmp_path: Path, data_type: s
     t = {t.name: t for t in result.tensors}["fc1.weight"]
     assert t.scheme is not None and "kaiming_uniform" in t.scheme
     assert not [f for f in result.findings if f.severity.label != "info"]
+
+
+@pytest.mark.parametrize(
+    ("draw_head", "keyword"),
+    [
+        (lambda r: r.normal(0, 0.01, (1000, 1280)), "torchvision classifier head"),
+        (
+            lambda r: stats.truncnorm.rvs(-2, 2, scale=0.01, size=(1000, 1024), random_state=r),
+            "torchvision inception",
+        ),
+        (
+            lambda r: r.uniform(-1 / math.sqrt(1000), 1 / math.sqrt(1000), (1000, 1280)),
+            "efficientnet",
+        ),
+    ],
+    ids=["vgg_mobilenet", "inception", "efficientnet"],
+)
+def test_torchvision_classifier_heads(tmp_path: Path, draw_head, keyword: str) -> None:
+    """A readout (ends at the graph output) drawn the way torchvision's models draw it."""
+    w = draw_head(np.random.default_rng(3)).astype(np.float32)
+    m = M.single_op("Gemm", w, ["N", w.shape[1]], transB=1)
+    result = audit_file(M.save(m, tmp_path / "m.onnx"))
+    (t,) = result.tensors
+    assert keyword in (t.scheme or ""), t.scheme
+    assert not [f for f in result.findings if f.severity.label != "info"]
