@@ -61,10 +61,9 @@ def audit_file(
         loaded = load_model(path)
         try:
             on_tensor = None if progress is None else (lambda p: progress(shown, p))
-            result = _audit_loaded(shown, loaded, rules, config, jobs, on_tensor, histograms)
-            if propagate is not None:
-                result = _with_measurement(result, loaded, propagate)
-            return result
+            return _audit_loaded(
+                shown, loaded, rules, config, jobs, on_tensor, histograms, propagate
+            )
         finally:
             loaded.close()
     except InputError as exc:
@@ -88,6 +87,7 @@ def _audit_loaded(
     jobs: int = 1,
     progress: Callable[[Progress], None] | None = None,
     histograms: bool = False,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> FileResult:
     finder = SiteFinder(loaded)
     sites = finder.sites()
@@ -111,7 +111,7 @@ def _audit_loaded(
         )
         for d in depth.layers
     )
-    return FileResult(
+    result = FileResult(
         shown,
         None,
         tensors,
@@ -119,19 +119,23 @@ def _audit_loaded(
         layers,
         depth.assumptions,
     )
+    return result if shapes is None else _with_measurement(result, loaded, finder, sites, shapes)
 
 
 def _with_measurement(
-    result: FileResult, loaded: LoadedModel, shapes: Mapping[str, tuple[int, ...]]
+    result: FileResult,
+    loaded: LoadedModel,
+    finder: SiteFinder,
+    sites: Sequence[WeightSite],
+    shapes: Mapping[str, tuple[int, ...]],
 ) -> FileResult:
     """Measured output scale per layer beside the prediction; a model the runtime cannot run
     keeps its prediction and says why in a note (stderr), not an error."""
     if result.error is not None or not result.depth:
         return result
-    finder = SiteFinder(loaded)
     by_name = {n.name: n for n in finder.index.nodes}
     outputs = {d.node: by_name[d.node].outputs[0] for d in result.depth if d.node in by_name}
-    vocab = _vocab_of_inputs(finder, finder.sites())
+    vocab = _vocab_of_inputs(finder, sites)
     try:
         measured = measure_outputs(loaded, sorted(set(outputs.values())), vocab, shapes)
     except PropagationError as exc:
