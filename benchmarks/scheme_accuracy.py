@@ -31,14 +31,18 @@ from tests.stats.fit_test import SCHEMES, _shape, draw  # noqa: E402
 
 FANS = (16, 64, 256, 1024, 4096)
 FACTORS = (0.1, 0.2, 1 / 3, 0.5, 1 / 1.5, 1.5, 2.0, 3.0, 5.0, 10.0)
-SCALE_SCHEMES = ("pytorch_default", "kaiming_normal_relu", "xavier_uniform", "flax_lecun_normal",
-                 "hf_normal_002")
+SCALE_SCHEMES = (
+    "pytorch_default",
+    "kaiming_normal_relu",
+    "xavier_uniform",
+    "flax_lecun_normal",
+    "hf_normal_002",
+)
 OFFSETS = (0.25, 0.5, 1.0)
 
 
 def _rules(w: np.ndarray, act: str, tmp: Path) -> set[str]:
-    m = M.single_op("Gemm", w.astype(np.float32), ["N", w.shape[1]], after=[(act, {})],
-                    transB=1)
+    m = M.single_op("Gemm", w.astype(np.float32), ["N", w.shape[1]], after=[(act, {})], transB=1)
     result = audit_file(M.save(m, tmp / "m.onnx"))
     return {f.rule for f in result.findings if f.severity.label in ("warning", "error")}
 
@@ -67,18 +71,26 @@ def run(seeds: int) -> str:
                     offset[(k, fan)].append("IA202" in _rules(w + k * w.std(), act, tmp))
     head = "| | " + " | ".join(f"fan_in {f} ({_shape(f)[0] * f} values)" for f in FANS) + " |"
     sep = "|---" * (len(FANS) + 1) + "|"
-    lines = ["False alarms on clean draws (any warning or error), "
-             f"{len(SCHEMES)} schemes x {seeds} seeds per size:", "", head, sep,
-             "| clean | " + " | ".join(_rate(clean[f]) for f in FANS) + " |", "",
-             f"IA201 detection rate, scale x factor, {len(SCALE_SCHEMES)} schemes x {seeds} "
-             "seeds per cell:", "", head, sep]
+    lines = [
+        "False alarms on clean draws (any warning or error), "
+        f"{len(SCHEMES)} schemes x {seeds} seeds per size:",
+        "",
+        head,
+        sep,
+        "| clean | " + " | ".join(_rate(clean[f]) for f in FANS) + " |",
+        "",
+        f"IA201 detection rate, scale x factor, {len(SCALE_SCHEMES)} schemes x {seeds} "
+        "seeds per cell:",
+        "",
+        head,
+        sep,
+    ]
     for fac in FACTORS:
         label = f"x{fac:.3g}" if fac >= 1 else f"x1/{1 / fac:.3g}"
         lines.append(f"| {label} | " + " | ".join(_rate(scale[(fac, f)]) for f in FANS) + " |")
     lines += ["", "IA202 detection rate, mean shifted by k std:", "", head, sep]
     for k in OFFSETS:
-        lines.append(f"| +{k:g} std | " + " | ".join(_rate(offset[(k, f)]) for f in FANS)
-                     + " |")
+        lines.append(f"| +{k:g} std | " + " | ".join(_rate(offset[(k, f)]) for f in FANS) + " |")
     return "\n".join(lines) + "\n"
 
 

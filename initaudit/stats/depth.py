@@ -40,7 +40,7 @@ from initaudit.graph.layout import (
     SCALE,
 )
 from initaudit.graph.sites import WeightSite
-from initaudit.stats.gains import _W, _Z, _fn
+from initaudit.stats.gains import _W, _Z, _fn, erf
 
 # What the activation walk treats as transparent is transparent here too; Concat is modelled
 # on its own (it averages its inputs), and a dynamic quantizer's data output is the signal.
@@ -251,11 +251,7 @@ class Propagator:
         if op in _UNARY:
             return self._unary(node, x, st)
         if op in _EW_UNARY and x.pts is not None:
-            f = _EW_UNARY[op]
-            if f is None:
-                from scipy import special
-
-                f = special.erf
+            f = _EW_UNARY[op] or erf
             with np.errstate(all="ignore"):
                 pts = f(x.pts)
             return _Sig(_moment(pts), x.base, pts, x.src, stat=x.stat)

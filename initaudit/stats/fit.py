@@ -27,13 +27,13 @@ import numpy as np
 from initaudit.graph.facts import ModelFacts
 from initaudit.graph.sites import WeightSite
 from initaudit.stats import dists
+from initaudit.stats.kolmogorov import critical_value
 from initaudit.stats.moments import TensorStats, compute_stats
-from initaudit.stats.sample import SAMPLE_SIZE, break_ties, subsample
+from initaudit.stats.sample import break_ties, subsample
 from initaudit.stats.schemes import TN_STD, Scheme, candidates
 from initaudit.stats.values import Values, as_values
 
 MIN_N = 32  # fewer values than this: no guess
-ALPHA = 1e-3
 MATCH_MARGIN = 0.01
 FAMILY_MARGIN = 0.03
 SCALE_WINDOW = 1.6
@@ -77,16 +77,9 @@ def _stats():
     return stats
 
 
-# kstwo.isf(ALPHA, SAMPLE_SIZE): the critical D of every tensor big enough to be subsampled,
-# so that auditing a large model never imports scipy.stats. dists_test.py checks it.
-CRIT_SAMPLE = 0.01076424016363025
-
-
 @lru_cache(maxsize=256)
 def _crit(n: int) -> float:
-    if n == SAMPLE_SIZE:
-        return CRIT_SAMPLE
-    return float(_stats().kstwo.isf(ALPHA, n))
+    return critical_value(n)
 
 
 def _ks(sorted_sample: np.ndarray, cdf: np.ndarray) -> float:
@@ -335,6 +328,12 @@ def _identity_fit(values: Values, nonzero: int | None) -> SchemeFit | None:
 _ORTHO_TOL = {"double": 1e-6, "float": 1e-4, "float16": 2e-3, "bfloat16": 1e-2}
 
 
+def _equal_norms(rows: np.ndarray, tol: float) -> bool:
+    norms = np.einsum("ij,ij->i", rows, rows)
+    mean_norm = float(np.mean(norms))
+    return mean_norm > 0 and float(np.max(np.abs(norms - mean_norm))) <= 2 * tol * mean_norm
+
+
 def _orthogonal_fit(values: Values, tol: float | None, std: float | None) -> SchemeFit | None:
     """Rows (or columns, whichever are fewer) orthonormal up to a gain: torch and Keras alike.
 
@@ -351,14 +350,19 @@ def _orthogonal_fit(values: Values, tol: float | None, std: float | None) -> Sch
         return None
     rng = np.random.default_rng(0x0A7)
     pick = np.sort(rng.choice(r, size=min(r, 32), replace=False))
-    picked = mat[:, pick].T if transposed else mat[pick]
-    rows = np.ascontiguousarray(picked, dtype=np.float64)
+
+    def rows_at(idx: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(mat[:, idx].T if transposed else mat[idx], dtype=np.float64)
+
     # Orthogonal rows have equal norms: a spread of norms well beyond ``tol`` already puts a
     # diagonal entry of the Gram matrix beyond it, so the full product is skipped (2x margin
-    # for rounding). Random init: the spread is about sqrt(2/c), far beyond any tol.
-    norms = np.einsum("ij,ij->i", rows, rows)
-    mean_norm = float(np.mean(norms))
-    if mean_norm <= 0 or float(np.max(np.abs(norms - mean_norm))) > 2 * tol * mean_norm:
+    # for rounding). Random init: the spread is about sqrt(2/c), far beyond any tol, and two
+    # rows already show it; they are read first (a column of a tall matrix is a strided read
+    # across all of it), the other 30 only when the two agree.
+    if not _equal_norms(rows_at(pick[:2]), tol):
+        return None
+    rows = rows_at(pick)
+    if not _equal_norms(rows, tol):
         return None
     # einsum, not BLAS: see units._project (threaded BLAS on busy cores is 100x slower here).
     gram = np.einsum("ik,jk->ij", rows, rows)

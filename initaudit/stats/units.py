@@ -2,7 +2,8 @@
 
 Units are compared within the groups that really see the same input (conv groups, recurrent
 directions, expert/head batches). Candidates are found by hashing each unit's stored bits
-(a seeded random linear hash, exact integer arithmetic), then confirmed by exact comparison.
+(a seeded random linear hash, exact integer arithmetic) on a sample of 64 features, or on all
+of them when the sample leaves too many, then confirmed by exact comparison.
 All-zero units are left to the zero/identity schemes (eye_ and dirac_ leave zero rows by
 design).
 
@@ -27,6 +28,10 @@ from initaudit.graph.layout import UnitLayout
 from initaudit.stats.values import CHUNK, Values, as_values
 
 _SEED = 0x1A104
+# Features hashed first (all of them for shorter units), and the most units those may leave
+# to compare exactly before all features are hashed instead.
+SAMPLED_FEATURES = 64
+MAX_CANDIDATES = 256
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def find_duplicate_units(
             continue
         if not finite and not _all_finite(blk):
             continue
-        for run in _equal_runs(_hash_units(block, rng)):
+        for run in _candidates(block, rng):
             groups.extend(_exact_groups(blk, run, offset))
     if not groups:
         return DuplicateUnits(n_units, ())
@@ -135,6 +140,24 @@ def _hash_units(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return h
 
 
+def _candidates(block: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Runs of units that may be equal: equal on a sample of features, else on all of them.
+
+    Equal units are equal on any features, so hashing SAMPLED_FEATURES of them finds every
+    equal pair while reading a fraction of the tensor. Distinct random units almost never
+    agree on 64 values; when many do (sparse or structured weights), the few candidates
+    would not stay few, so the full hash decides which to compare.
+    """
+    feat = block.shape[1]
+    if feat <= 2 * SAMPLED_FEATURES:
+        return _equal_runs(_hash_units(block, rng))
+    cols = np.sort(rng.choice(feat, size=SAMPLED_FEATURES, replace=False))
+    runs = _equal_runs(_hash_units(block[:, cols], rng))
+    if sum(len(r) for r in runs) <= MAX_CANDIDATES:
+        return runs
+    return _equal_runs(_hash_units(block, rng))
+
+
 def _equal_runs(h: np.ndarray) -> list[np.ndarray]:
     """Indices of units sharing a hash, for each hash held by two or more units."""
     order = np.argsort(h, kind="stable")
@@ -160,13 +183,15 @@ def _exact_groups(blk: Values, idx: np.ndarray, offset: int) -> list[tuple[int, 
 def _chance_negligible(blk: Values) -> bool:
     """Expected chance-equal pairs = pairs / distinct_values^features must be tiny.
 
-    Distinct values are counted on the block's first 65536 values; when two would already
-    do (long units), seeing two is enough and the count (a sort) is skipped.
+    When two distinct values would already do (long units), seeing two in the first two
+    units is enough; otherwise distinct values are counted on the block's first 65536.
     """
     units, feat = blk.shape
+    if 2 * np.log(units) - feat * np.log(2) < np.log(1e-4):
+        first = blk[:2]
+        if first.min() != first.max():
+            return True  # the expectation only falls as the count of distinct values grows
     sample = blk[: -(-65536 // feat)].reshape(-1)[:65536]
-    if 2 * np.log(units) - feat * np.log(2) < np.log(1e-4) and sample.min() != sample.max():
-        return True  # the expectation only falls as the count of distinct values grows
     distinct = max(len(np.unique(sample)), 1)
     log_expected = 2 * np.log(units) - feat * np.log(distinct)
     return bool(log_expected < np.log(1e-4))

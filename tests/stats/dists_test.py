@@ -1,38 +1,58 @@
-"""The family CDFs and log-densities computed without scipy.stats agree with scipy.stats."""
+"""The family CDFs and log-densities computed without scipy agree with scipy.stats."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+import pytest
+from scipy import special, stats
 
 from initaudit.stats import dists
-from initaudit.stats.fit import ALPHA, CRIT_SAMPLE
-from initaudit.stats.sample import SAMPLE_SIZE
+from initaudit.stats.fit import _cdf, _ks
 
 X = np.random.default_rng(0).standard_normal(5000) * 0.05
 
 
-def test_normal_and_uniform_cdfs_are_scipys_bit_for_bit() -> None:
-    np.testing.assert_array_equal(
-        dists.norm_cdf(X, 0.01, 0.04), stats.norm.cdf(X, loc=0.01, scale=0.04)
+def test_normal_cdf_is_within_2e9_of_scipys_everywhere() -> None:
+    z = np.concatenate([np.linspace(-40, 40, 400_001), [-np.inf, np.inf, 0.0]])
+    err = np.abs(dists.ndtr(z) - special.ndtr(z))
+    assert err.max() < 2e-9
+    np.testing.assert_allclose(
+        dists.norm_cdf(X, 0.01, 0.04), stats.norm.cdf(X, loc=0.01, scale=0.04), rtol=0, atol=2e-9
     )
+
+
+def test_uniform_cdf_is_scipys_bit_for_bit() -> None:
     np.testing.assert_array_equal(
         dists.uniform_cdf(X, -0.07, 0.14), stats.uniform.cdf(X, loc=-0.07, scale=0.14)
     )
 
 
-def test_truncated_normal_cdf_agrees_to_rounding() -> None:
+def test_truncated_normal_cdf_agrees() -> None:
     want = stats.truncnorm.cdf(X, -2.0, 2.0, loc=0.002, scale=0.03)
-    np.testing.assert_allclose(dists.truncnorm_cdf(X, 0.002, 0.03), want, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(dists.truncnorm_cdf(X, 0.002, 0.03), want, rtol=0, atol=3e-9)
 
 
-def test_log_densities_are_scipys_bit_for_bit() -> None:
+def test_log_densities_agree_with_scipys() -> None:
     np.testing.assert_array_equal(dists.norm_logpdf(X, 0.04), stats.norm.logpdf(X, scale=0.04))
     a, b = -2.0 * (1 + 2.0**-11), 2.0 * (1 + 2.0**-11)
-    np.testing.assert_array_equal(
-        dists.truncnorm_logpdf(X, a, b, 0.03), stats.truncnorm.logpdf(X, a, b, scale=0.03)
+    np.testing.assert_allclose(
+        dists.truncnorm_logpdf(X, a, b, 0.03),
+        stats.truncnorm.logpdf(X, a, b, scale=0.03),
+        rtol=1e-14,
     )
 
 
-def test_critical_value_of_the_sample_size_is_kstwos() -> None:
-    assert float(stats.kstwo.isf(ALPHA, SAMPLE_SIZE)) == CRIT_SAMPLE
+@pytest.mark.parametrize("family", ["normal", "uniform", "trunc_normal"])
+@pytest.mark.parametrize("scale", [1.0, 1.1, 0.7])
+def test_ks_statistic_is_scipys_kstest(family: str, scale: float) -> None:
+    """The statistic the fit decides on is scipy.stats.kstest's against the same scheme."""
+    rng = np.random.default_rng(7)
+    std = 0.05
+    sample = np.sort(rng.standard_normal(3000) * std * scale)
+    frozen = {
+        "normal": stats.norm(scale=std),
+        "uniform": stats.uniform(loc=-std * 3**0.5, scale=2 * std * 3**0.5),
+        "trunc_normal": stats.truncnorm(-2, 2, scale=std / 0.8796256610342398),
+    }[family]
+    want = stats.kstest(sample, frozen.cdf).statistic
+    assert _ks(sample, _cdf(family, std, sample)) == pytest.approx(want, abs=1e-8)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -60,11 +62,36 @@ def _reference(values: np.ndarray) -> tuple[float, ...]:
 
 @pytest.mark.parametrize("size", [1, 100, 65537, CHUNK, CHUNK * 2 + 70001])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
-def test_piecewise_pass_is_bit_identical_to_whole_chunk_float64(size: int, dtype: type) -> None:
+@pytest.mark.parametrize("mean", [0.0, 0.5])
+def test_pieces_agree_with_whole_chunk_float64(size: int, dtype: type, mean: float) -> None:
+    """Extremes exactly; mean and std to 5 significant digits or better (float32 pieces)."""
     rng = np.random.default_rng(size)
-    x = (rng.standard_normal(size) * 0.02 + 0.5).astype(dtype)
+    x = (rng.standard_normal(size) * 0.02 + mean).astype(dtype)
     if size > 100:
         x[size // 2] = np.nan  # that chunk takes the plain path; the others the fast one
     st = compute_stats(Values(x, widener(x.dtype)))
     widened = x.astype(np.float32) if dtype is np.float16 else x
-    assert (st.min, st.max, st.mean, st.std) == _reference(widened)
+    lo, hi, ref_mean, ref_std = _reference(widened)
+    rel = 1e-12 if dtype is np.float64 else 1e-5
+    assert (st.min, st.max) == (lo, hi)
+    assert st.mean == pytest.approx(ref_mean, rel=rel, abs=rel * ref_std)
+    assert st.std == pytest.approx(ref_std, rel=rel, abs=1e-15)
+
+
+def test_float32_overflowing_squares_keep_a_finite_spread() -> None:
+    """1e20 squared overflows float32: the piece is redone in float64, not reported as inf."""
+    x = np.random.default_rng(5).standard_normal(1000).astype(np.float32)
+    x[7] = 1e20
+    st = compute_stats(x)
+    assert st.n_huge == 1 and st.std is not None and math.isfinite(st.std)
+    assert st.std == pytest.approx(float(x.astype(np.float64).std()), rel=1e-9)
+
+
+@pytest.mark.parametrize("offset", [1.0, 1e3, 1e6])
+def test_spread_survives_a_mean_far_larger_than_it(offset: float) -> None:
+    """sum_sq - sum * mean cancels every digit of a 1e-6 spread around 1e6: the piece must be
+    redone around its mean, not reported as constant or as noise."""
+    x = offset + np.random.default_rng(3).standard_normal(CHUNK + 5) * 1e-6
+    st = compute_stats(x)
+    assert st.std == pytest.approx(float(x.std()), rel=1e-6)
+    assert st.mean == pytest.approx(float(x.mean()), rel=1e-15)

@@ -81,3 +81,24 @@ def test_units_with_nan_skip_the_block_unless_known_finite() -> None:
     w[3] = w[2]
     w[0, 0] = np.nan
     assert find_duplicate_units(w, UnitLayout(axis=0)).groups == ()
+
+
+def test_units_equal_but_for_one_feature_are_not_duplicates() -> None:
+    """Long units are first hashed on 64 sampled features; a pair equal on those but not on
+    the rest is a candidate that the exact comparison rejects, wherever the difference is."""
+    for where in range(0, 600, 37):
+        w = _w(600, 300)
+        w[:, 7] = w[:, 3]
+        w[where, 7] += 0.5
+        assert find_duplicate_units(w, UnitLayout(axis=1)).groups == (), where
+
+
+def test_sparse_units_report_only_the_real_pair() -> None:
+    """One non-zero per unit: on 64 sampled features nearly all units look alike (zero), too
+    many to compare one by one (every feature is hashed instead); only the real pair is equal."""
+    units, feat = 400, 1000
+    w = np.zeros((units, feat), np.float32)
+    w[np.arange(units), np.arange(units) * 2] = np.linspace(0.1, 0.5, units, dtype=np.float32)
+    w[250] = w[17]
+    dup = find_duplicate_units(w, UnitLayout(axis=0))
+    assert dup is not None and dup.groups == ((17, 250),)
