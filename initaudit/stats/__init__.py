@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -155,6 +156,15 @@ def _tied_copies(sites: Sequence[WeightSite], store: TensorStore) -> dict[str, s
     return found
 
 
+@lru_cache(maxsize=16)
+def _probe_positions(size: int) -> np.ndarray:
+    """Up to 1024 sorted flat positions, shared by tensors of one size."""
+    rng = np.random.default_rng(0x71ED)
+    flat = np.unique(rng.integers(0, size, size=min(size, 1024)))
+    flat.flags.writeable = False
+    return flat
+
+
 def _transposed_equal(a: Values, b: Values) -> bool:
     """``array_equal(a, b.T)`` for 2-D values, reading a sample first and then slabs.
 
@@ -165,8 +175,7 @@ def _transposed_equal(a: Values, b: Values) -> bool:
     rows, cols = a.shape
     if a.size == 0:
         return True
-    rng = np.random.default_rng(0x71ED)
-    flat = np.unique(rng.integers(0, a.size, size=min(a.size, 1024)))
+    flat = _probe_positions(a.size)
     i, j = np.divmod(flat, cols)
     if not np.array_equal(a.take(flat), b.take(j * rows + i)):
         return False

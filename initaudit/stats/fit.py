@@ -83,9 +83,18 @@ def _crit(n: int) -> float:
 
 
 def _ks(sorted_sample: np.ndarray, cdf: np.ndarray) -> float:
-    n = sorted_sample.size
+    """scipy.stats.kstest's D: the largest gap between the empirical CDF's steps and ``cdf``."""
+    above, below = _ecdf_steps(sorted_sample.size)
+    return float(max(np.max(above - cdf), np.max(cdf - below)))
+
+
+@lru_cache(maxsize=64)
+def _ecdf_steps(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """i/n and (i-1)/n for i = 1..n: the empirical CDF just after and before each value."""
     i = np.arange(1, n + 1)
-    return float(max(np.max(i / n - cdf), np.max(cdf - (i - 1) / n)))
+    above, below = i / n, (i - 1) / n
+    above.flags.writeable = below.flags.writeable = False
+    return above, below
 
 
 def _cdf(family: str, std: float, x: np.ndarray, loc: float = 0.0) -> np.ndarray:
@@ -328,6 +337,15 @@ def _identity_fit(values: Values, nonzero: int | None) -> SchemeFit | None:
 _ORTHO_TOL = {"double": 1e-6, "float": 1e-4, "float16": 2e-3, "bfloat16": 1e-2}
 
 
+@lru_cache(maxsize=64)
+def _row_sample(r: int) -> np.ndarray:
+    """32 of ``r`` rows (sorted), a function of ``r`` only: a generator per tensor would cost
+    ~0.3 ms holding the GIL."""
+    pick = np.sort(np.random.default_rng(0x0A7).choice(r, size=min(r, 32), replace=False))
+    pick.flags.writeable = False
+    return pick
+
+
 def _equal_norms(rows: np.ndarray, tol: float) -> bool:
     norms = np.einsum("ij,ij->i", rows, rows)
     mean_norm = float(np.mean(norms))
@@ -348,8 +366,7 @@ def _orthogonal_fit(values: Values, tol: float | None, std: float | None) -> Sch
     r, c = mat.shape[::-1] if transposed else mat.shape
     if r < 2 or c < 4 or 3.0 / math.sqrt(c) < 2 * tol:
         return None
-    rng = np.random.default_rng(0x0A7)
-    pick = np.sort(rng.choice(r, size=min(r, 32), replace=False))
+    pick = _row_sample(r)
 
     def rows_at(idx: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(mat[:, idx].T if transposed else mat[idx], dtype=np.float64)

@@ -61,9 +61,16 @@ def break_ties(sample: np.ndarray) -> np.ndarray:
     right = np.concatenate([gaps, gaps[-1:]])
     cell = np.minimum(left, right)
     where = np.searchsorted(uniq, s)
-    rng = np.random.default_rng(_SEED + 1)
-    jitter = (rng.random(s.size) - 0.5) * cell[where]
+    jitter = _unit_jitter(s.size) * cell[where]
     return np.sort(s + jitter)
+
+
+@lru_cache(maxsize=16)
+def _unit_jitter(n: int) -> np.ndarray:
+    """n deterministic uniforms in [-0.5, 0.5), shared by samples of one size."""
+    u = np.random.default_rng(_SEED + 1).random(n) - 0.5
+    u.flags.writeable = False
+    return u
 
 
 def excess_kurtosis(sample: np.ndarray) -> float | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from initaudit.graph.facts import ModelFacts
 from initaudit.graph.layout import EMBEDDING, RECURRENT, WEIGHT
@@ -177,13 +178,20 @@ def candidates(site: WeightSite, facts: ModelFacts) -> list[Scheme]:
     if site.role == EMBEDDING:
         out += _embedding_schemes(fi)
         if fi and fo:
-            out += _fan_schemes(fi, fo, fan_out_mode=False)
+            out += _fan_table(fi, fo, False)
     if site.role in (WEIGHT, RECURRENT) and fi and fo:
         conv = site.op_type in ("Conv", "ConvTranspose", "QLinearConv", "ConvInteger")
         out += _context_schemes(site, facts, fi)
-        out += _fan_schemes(fi, fo, fan_out_mode=conv)
+        out += _fan_table(fi, fo, conv)
         out += _fixed_schemes()
     return out
+
+
+@lru_cache(maxsize=256)
+def _fan_table(fan_in: int, fan_out: int, fan_out_mode: bool) -> tuple[Scheme, ...]:
+    """The fan-based schemes of one shape: built once (about 40 schemes with their labels and
+    fixes), not per tensor; a transformer repeats a handful of shapes."""
+    return tuple(_fan_schemes(fan_in, fan_out, fan_out_mode))
 
 
 def _embedding_schemes(dim: int | None) -> Iterator[Scheme]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -75,7 +76,6 @@ def find_duplicate_units(
     values = as_values(arr)
     if values.ndim == 0 or not -values.ndim <= lay.axis < values.ndim:
         return None
-    rng = np.random.default_rng(_SEED)
     groups: list[tuple[int, ...]] = []
     n_units = 0
     for block, offset in _blocks(values.stored, lay):
@@ -88,7 +88,7 @@ def find_duplicate_units(
             continue
         if not finite and not _all_finite(blk):
             continue
-        for run in _candidates(block, rng):
+        for run in _candidates(block):
             groups.extend(_exact_groups(blk, run, offset))
     if not groups:
         return DuplicateUnits(n_units, ())
@@ -117,7 +117,7 @@ def _words(x: np.ndarray) -> np.ndarray:
     return np.bitwise_and(x.view(f"u{size}"), (1 << (8 * size - 1)) - 1, dtype=np.uint32)
 
 
-def _hash_units(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _hash_units(block: np.ndarray) -> np.ndarray:
     """A 32-bit linear hash of each unit (row) of the stored ``block``, sign bits ignored.
 
     Slabs follow the stored order: rows of units when units are the slow axis, else slabs of
@@ -125,9 +125,7 @@ def _hash_units(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     BLAS: no BLAS for integers, and no threaded BLAS oversubscribing the worker threads.
     """
     units, feat = block.shape
-    mult = rng.integers(0, 1 << 32, size=feat, dtype=np.uint32)
-    if block.dtype.itemsize == 4:
-        mult &= np.uint32(0xFFFF_FFFE)  # even: the sign bit's product wraps to 0
+    mult = _multipliers(feat, block.dtype.itemsize == 4)
     h = np.zeros(units, np.uint32)
     by_units = block.strides[0] >= block.strides[1]
     step = max(1, CHUNK // (feat if by_units else units))
@@ -140,7 +138,7 @@ def _hash_units(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return h
 
 
-def _candidates(block: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+def _candidates(block: np.ndarray) -> list[np.ndarray]:
     """Runs of units that may be equal: equal on a sample of features, else on all of them.
 
     Equal units are equal on any features, so hashing SAMPLED_FEATURES of them finds every
@@ -150,12 +148,31 @@ def _candidates(block: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]
     """
     feat = block.shape[1]
     if feat <= 2 * SAMPLED_FEATURES:
-        return _equal_runs(_hash_units(block, rng))
-    cols = np.sort(rng.choice(feat, size=SAMPLED_FEATURES, replace=False))
-    runs = _equal_runs(_hash_units(block[:, cols], rng))
+        return _equal_runs(_hash_units(block))
+    runs = _equal_runs(_hash_units(block[:, _feature_sample(feat)]))
     if sum(len(r) for r in runs) <= MAX_CANDIDATES:
         return runs
-    return _equal_runs(_hash_units(block, rng))
+    return _equal_runs(_hash_units(block))
+
+
+@lru_cache(maxsize=64)
+def _feature_sample(feat: int) -> np.ndarray:
+    """Sorted positions of SAMPLED_FEATURES of ``feat`` features: a function of ``feat`` only
+    (a new generator per tensor costs ~0.3 ms holding the GIL)."""
+    rng = np.random.default_rng((_SEED, feat))
+    cols = np.sort(rng.choice(feat, size=SAMPLED_FEATURES, replace=False))
+    cols.flags.writeable = False
+    return cols
+
+
+@lru_cache(maxsize=64)
+def _multipliers(feat: int, even: bool) -> np.ndarray:
+    """The hash's random multipliers for units of ``feat`` features (see _hash_units)."""
+    mult = np.random.default_rng((_SEED, feat, 1)).integers(0, 1 << 32, size=feat, dtype=np.uint32)
+    if even:
+        mult &= np.uint32(0xFFFF_FFFE)  # the sign bit's product wraps to 0
+    mult.flags.writeable = False
+    return mult
 
 
 def _equal_runs(h: np.ndarray) -> list[np.ndarray]:
