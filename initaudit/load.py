@@ -84,6 +84,7 @@ _UNSUPPORTED = {
     onnx.TensorProto.COMPLEX64,
     onnx.TensorProto.COMPLEX128,
 }
+_KNOWN_TYPES = frozenset(onnx.TensorProto.DataType.values())
 
 
 def is_float_type(data_type: int) -> bool:
@@ -254,10 +255,10 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     _check_model_header(model)
     _check_node_count(model)
     _check_text(model)
-    base = p.resolve().parent
+    files = _DataFiles(p.resolve().parent)
     tensors: dict[str, StoredTensor] = {}
     for graph_name, t, origin in _iter_tensors(model):
-        stored = _validate_tensor(t, origin, graph_name, base)
+        stored = _validate_tensor(t, origin, graph_name, files)
         tensors.setdefault(stored.name, stored)
     return LoadedModel(path=p, model=model, store=TensorStore(tensors))
 
@@ -537,11 +538,13 @@ def _label(name: str) -> str:
     return _short(name) if name else "(unnamed tensor)"
 
 
-def _validate_tensor(t: onnx.TensorProto, origin: str, graph: str, base: Path) -> StoredTensor:
+def _validate_tensor(
+    t: onnx.TensorProto, origin: str, graph: str, files: _DataFiles
+) -> StoredTensor:
     name = t.name
     label = _label(name)
     dt = t.data_type
-    if dt in _UNSUPPORTED or dt not in onnx.TensorProto.DataType.values():
+    if dt in _UNSUPPORTED or dt not in _KNOWN_TYPES:
         raise InputError("bad-tensor", f"tensor {label} has unsupported data type {dt}")
     if len(t.dims) > MAX_RANK:
         raise InputError(
@@ -559,7 +562,7 @@ def _validate_tensor(t: onnx.TensorProto, origin: str, graph: str, base: Path) -
         )
     nbytes = _storage_bytes(dt, numel)
     if t.data_location == onnx.TensorProto.EXTERNAL:
-        path, offset, length = _resolve_external(t, label, base, nbytes)
+        path, offset, length = _resolve_external(t, label, files, nbytes)
         return StoredTensor(name, dt, dims, origin, graph, t, path, offset, length)
     if t.external_data:
         raise InputError(
@@ -600,7 +603,7 @@ def _typed_field_count(dt: int, numel: int) -> int:
 
 
 def _resolve_external(
-    t: onnx.TensorProto, label: str, base: Path, nbytes: int
+    t: onnx.TensorProto, label: str, files: _DataFiles, nbytes: int
 ) -> tuple[Path, int, int]:
     info = {e.key: e.value for e in t.external_data}
     location = info.get("location", "")
@@ -617,37 +620,7 @@ def _resolve_external(
         ) from None
     if offset < 0 or (length is not None and length < 0):
         raise InputError("external-data-invalid", f"tensor {label} has a negative offset/length")
-    if "\x00" in location or os.path.isabs(location) or location.startswith(("/", "\\")):
-        raise InputError(
-            "external-data-escapes",
-            f"tensor {label} external data location {_short(location)} is absolute; "
-            "it must be relative to the model's folder",
-        )
-    candidate = base / location
-    real_base = os.path.realpath(base)
-    real = os.path.realpath(candidate)
-    if os.path.commonpath([real_base, real]) != real_base:
-        raise InputError(
-            "external-data-escapes",
-            f"tensor {label} external data {_short(location)} resolves outside the model's folder",
-        )
-    try:
-        st = os.stat(real)
-    except FileNotFoundError:
-        raise InputError(
-            "external-data-missing",
-            f"tensor {label} external data file {_short(location)} is missing",
-        ) from None
-    except OSError as exc:
-        raise InputError(
-            "external-data-missing",
-            f"tensor {label} external data file {_short(location)} cannot be read: {exc.strerror}",
-        ) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(
-            "external-data-invalid",
-            f"tensor {label} external data {_short(location)} is not a regular file",
-        )
+    real, size = files.resolve(location, label)
     if length is None:
         length = nbytes
     if length != nbytes:
@@ -655,10 +628,61 @@ def _resolve_external(
             "bad-tensor",
             f"tensor {label} needs {nbytes} bytes but its external length is {length}",
         )
-    if offset + length > st.st_size:
+    if offset + length > size:
         raise InputError(
             "external-data-invalid",
             f"tensor {label} external data {_short(location)} [{offset}, {offset + length}) "
-            f"runs past the end of the file ({st.st_size} bytes)",
+            f"runs past the end of the file ({size} bytes)",
         )
-    return Path(real), offset, length
+    return real, offset, length
+
+
+class _DataFiles:
+    """External data files of one model, each resolved and checked once: exporters point
+    hundreds of tensors at one file, and realpath + stat per tensor cost more than parsing."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.real_base = os.path.realpath(base)
+        self.resolved: dict[str, tuple[Path, int]] = {}
+
+    def resolve(self, location: str, label: str) -> tuple[Path, int]:
+        """The file's real path and size; InputError names ``label``, the first tensor whose
+        location fails (escaping the model's folder, missing, not a regular file)."""
+        if location not in self.resolved:
+            self.resolved[location] = self._check(location, label)
+        return self.resolved[location]
+
+    def _check(self, location: str, label: str) -> tuple[Path, int]:
+        if "\x00" in location or os.path.isabs(location) or location.startswith(("/", "\\")):
+            raise InputError(
+                "external-data-escapes",
+                f"tensor {label} external data location {_short(location)} is absolute; "
+                "it must be relative to the model's folder",
+            )
+        real = os.path.realpath(self.base / location)
+        if os.path.commonpath([self.real_base, real]) != self.real_base:
+            raise InputError(
+                "external-data-escapes",
+                f"tensor {label} external data {_short(location)} resolves outside the "
+                "model's folder",
+            )
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            raise InputError(
+                "external-data-missing",
+                f"tensor {label} external data file {_short(location)} is missing",
+            ) from None
+        except OSError as exc:
+            raise InputError(
+                "external-data-missing",
+                f"tensor {label} external data file {_short(location)} cannot be read: "
+                f"{exc.strerror}",
+            ) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(
+                "external-data-invalid",
+                f"tensor {label} external data {_short(location)} is not a regular file",
+            )
+        return Path(real), st.st_size
