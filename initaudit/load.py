@@ -7,31 +7,35 @@ and no allocation is sized from a claim the file does not back with bytes. The `
 limits below bound the work a hostile file can cause (rank, nesting, expanded node count),
 and every string the later stages read is ``str``.
 
-External data is memory-mapped, never read whole: a multi-GB model costs address space, not
-RAM (see README "Performance").
+Parsing is wire.py's; reading the validated tensors (memory-mapped external data, never
+read whole: a multi-GB model costs address space, not RAM) is store.py's.
 """
 
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import stat
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-import numpy as np
 import onnx
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from initaudit.errors import InputError
+from initaudit.store import (
+    PACKED_BITS,
+    StoredTensor,
+    TensorStore,
+    dtype_name,
+    np_dtype,
+    short,
+    tensor_label,
+)
+from initaudit.wire import parse_model_file
 
-# Protobuf cannot hold more than 2 GiB; a bigger .onnx file is not a ModelProto.
-MAX_MODEL_BYTES = 2**31
 # Deeper nesting of If/Loop/Scan bodies than this is hostile, not a model. (upb, protobuf's
 # default parser, already refuses messages nested deeper than 100, about 32 subgraph levels.)
 MAX_SUBGRAPH_DEPTH = 64
@@ -48,35 +52,6 @@ MAX_RANK = 32
 # addressed even when it holds no elements: numpy refuses to create it.
 _MAX_ADDRESSABLE = 2**62
 
-_FLOAT_TYPES = {
-    onnx.TensorProto.FLOAT,
-    onnx.TensorProto.FLOAT16,
-    onnx.TensorProto.BFLOAT16,
-    onnx.TensorProto.DOUBLE,
-    onnx.TensorProto.FLOAT8E4M3FN,
-    onnx.TensorProto.FLOAT8E4M3FNUZ,
-    onnx.TensorProto.FLOAT8E5M2,
-    onnx.TensorProto.FLOAT8E5M2FNUZ,
-    *(
-        getattr(onnx.TensorProto, n)
-        for n in ("FLOAT4E2M1", "FLOAT8E8M0", "FLOAT6E2M3", "FLOAT6E3M2")
-        if hasattr(onnx.TensorProto, n)
-    ),
-}
-# Sub-byte types are packed: bits per element.
-_PACKED_BITS = {
-    getattr(onnx.TensorProto, n): bits
-    for n, bits in (
-        ("INT4", 4),
-        ("UINT4", 4),
-        ("FLOAT4E2M1", 4),
-        ("INT2", 2),
-        ("UINT2", 2),
-        ("FLOAT6E2M3", 6),
-        ("FLOAT6E3M2", 6),
-    )
-    if hasattr(onnx.TensorProto, n)
-}
 # Numeric types that are neither string nor complex: the ones initaudit can reason about.
 _UNSUPPORTED = {
     onnx.TensorProto.UNDEFINED,
@@ -85,153 +60,6 @@ _UNSUPPORTED = {
     onnx.TensorProto.COMPLEX128,
 }
 _KNOWN_TYPES = frozenset(onnx.TensorProto.DataType.values())
-
-
-def is_float_type(data_type: int) -> bool:
-    """True for the floating types initaudit audits directly."""
-    return data_type in _FLOAT_TYPES
-
-
-def dtype_name(data_type: int) -> str:
-    """The ONNX spelling, lowercased (``float16``, ``bfloat16``, ``int8``...)."""
-    try:
-        return str(onnx.TensorProto.DataType.Name(data_type)).lower()
-    except ValueError:
-        return f"type{data_type}"
-
-
-def _np_dtype(data_type: int) -> np.dtype:
-    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type)).newbyteorder("<")
-
-
-@dataclass(frozen=True)
-class StoredTensor:
-    """A tensor as stored in the file, validated but not yet read."""
-
-    name: str
-    data_type: int
-    dims: tuple[int, ...]
-    origin: str  # "initializer", "constant" (Constant node), or "subgraph initializer"
-    graph: str  # name of the graph that holds it ("" for the main graph)
-    proto: onnx.TensorProto = field(repr=False, compare=False)
-    external_path: Path | None = None
-    external_offset: int = 0
-    nbytes: int = 0
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.dims)
-
-    @property
-    def dtype(self) -> str:
-        return dtype_name(self.data_type)
-
-
-class TensorStore:
-    """Reads validated tensors on demand; external files are memory-mapped once each."""
-
-    def __init__(self, tensors: dict[str, StoredTensor]) -> None:
-        self.tensors = tensors
-        self._maps: dict[Path, mmap.mmap] = {}
-        self._lock = threading.Lock()  # the stats stage reads tensors from several threads
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.tensors
-
-    def get(self, name: str) -> StoredTensor | None:
-        return self.tensors.get(name)
-
-    def _mapped(self, path: Path) -> memoryview:
-        with self._lock:
-            if path not in self._maps:
-                with _open_regular(path) as fh:
-                    self._maps[path] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            return memoryview(self._maps[path])
-
-    def raw_bytes(self, t: StoredTensor) -> bytes | memoryview:
-        if t.external_path is not None:
-            if t.nbytes == 0:
-                return b""
-            data = self._mapped(t.external_path)[t.external_offset : t.external_offset + t.nbytes]
-            if len(data) != t.nbytes:  # the file shrank since it was validated
-                raise InputError(
-                    "external-data-invalid", f"tensor {_label(t.name)} data changed while read"
-                )
-            return data
-        return t.proto.raw_data
-
-    def read(self, name: str) -> np.ndarray:
-        """The tensor's values with its dims, as float32/float64 for float types.
-
-        fp16, bf16 and the float8 types are widened to float32 (exact for all of them), so
-        statistics never run in reduced precision. Integer types keep their numpy dtype
-        (quantized weights are dequantized by the stats stage, which knows scale and zero point).
-        """
-        return _widen(self.stored(name), self.tensors[name].data_type)
-
-    def stored(self, name: str) -> np.ndarray:
-        """The tensor's elements as stored (float16, bfloat16, int8...) with its dims.
-
-        External data gives a view of the memory map: nothing is read until it is used.
-        Inline ``raw_data`` is copied out of the protobuf (protobuf hands out copies), so read
-        an inline tensor once per use and drop it.
-        """
-        t = self.tensors[name]
-        if t.data_type in _PACKED_BITS or (
-            t.external_path is None and not t.proto.HasField("raw_data")
-        ):
-            return self._read_via_onnx(t)
-        return np.frombuffer(self.raw_bytes(t), dtype=_np_dtype(t.data_type)).reshape(t.dims)
-
-    def releaser(self, name: str) -> Callable[[int, int], None]:
-        """A hook that gives back the memory-mapped pages of flat elements [start, stop).
-
-        Pages a scan has read stay resident (and count in the process's RSS) until the map
-        is closed; a model bigger than RAM would otherwise end up all resident. The file's
-        pages stay in the page cache, so reading them again costs a minor fault, not I/O.
-        """
-        t = self.tensors[name]
-        if t.external_path is None or t.data_type in _PACKED_BITS or t.nbytes == 0:
-            return _keep_pages
-        item = _np_dtype(t.data_type).itemsize
-        path = t.external_path
-
-        def release(start: int, stop: int) -> None:
-            lo = (t.external_offset + start * item) // mmap.PAGESIZE * mmap.PAGESIZE
-            hi = t.external_offset + stop * item
-            mapped = self._maps.get(path)
-            if mapped is not None and hasattr(mmap, "MADV_DONTNEED") and hi > lo:
-                mapped.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-
-        return release
-
-    def _read_via_onnx(self, t: StoredTensor) -> np.ndarray:
-        # Typed fields (float_data, int32_data...) and packed sub-byte types: onnx's own
-        # decoder knows every storage rule; these tensors are small in practice.
-        if t.external_path is None:
-            return onnx.numpy_helper.to_array(t.proto)
-        proxy = onnx.TensorProto()
-        proxy.data_type = t.data_type
-        proxy.dims.extend(t.dims)
-        proxy.raw_data = bytes(self.raw_bytes(t))
-        return onnx.numpy_helper.to_array(proxy)
-
-    def close(self) -> None:
-        for m in self._maps.values():
-            m.close()
-        self._maps.clear()
-
-
-def _keep_pages(start: int, stop: int) -> None:
-    """Release hook of tensors that are not memory-mapped."""
-
-
-def _widen(arr: np.ndarray, data_type: int) -> np.ndarray:
-    if data_type == onnx.TensorProto.DOUBLE:
-        return arr.astype(np.float64, copy=False)
-    if data_type in _FLOAT_TYPES:
-        return arr.astype(np.float32, copy=False)
-    return arr
 
 
 @dataclass
@@ -249,9 +77,7 @@ class LoadedModel:
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     """Parse and validate ``path``; raise :class:`InputError` with a stable code on any problem."""
     p = Path(path)
-    model = _parse_in_pieces(p)
-    if model is None:
-        model = _parse(_read_model_bytes(p))
+    model = parse_model_file(p)
     _check_model_header(model)
     _check_node_count(model)
     _check_text(model)
@@ -263,65 +89,6 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     return LoadedModel(path=p, model=model, store=TensorStore(tensors))
 
 
-def _read_model_bytes(p: Path) -> bytes:
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise InputError("not-found", "no such file") from None
-    except OSError as exc:
-        raise InputError("unreadable", f"cannot stat: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError("not-a-file", "is a directory, not an ONNX file")
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError("not-a-file", "is not a regular file (device, FIFO or socket)")
-    if st.st_size == 0:
-        raise InputError("empty", "file is empty")
-    if st.st_size > MAX_MODEL_BYTES:
-        raise InputError(
-            "too-large", f"file is {st.st_size} bytes; an ONNX protobuf cannot exceed 2 GiB"
-        )
-    try:
-        with _open_regular(p) as fh:
-            # Sized by stat, not by the limit: read(n) allocates n bytes up front.
-            return fh.read(st.st_size + 1)
-    except OSError as exc:
-        raise InputError("unreadable", f"cannot read: {exc.strerror or exc}") from None
-
-
-def _open_regular(path: Path) -> BinaryIO:
-    """Open for reading without blocking, then check the descriptor is a regular file.
-
-    The path may have been swapped for a FIFO since it was stat'ed: O_NONBLOCK keeps open()
-    from waiting for a writer, and fstat on the descriptor sees what was really opened.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputError("not-a-file", "is not a regular file (it changed while being read)")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _parse(data: bytes) -> onnx.ModelProto:
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except RecursionError:
-        raise InputError("invalid-model", "messages nested too deeply to parse") from None
-    except (DecodeError, ValueError) as exc:
-        # upb stops at 100 nested messages (~32 levels of If/Loop bodies) on purpose.
-        if "MaxDepth" in str(exc) or "recursion" in str(exc).lower():
-            raise InputError(
-                "invalid-model", "messages (subgraphs) nested deeper than protobuf's limit"
-            ) from None
-        raise InputError(
-            "not-onnx", "not an ONNX model (the protobuf does not parse: corrupt or truncated)"
-        ) from None
-    return model
-
-
 def _check_model_header(model: onnx.ModelProto) -> None:
     # Protobuf parsing is lenient: random bytes, a truncated file cut at a field boundary, or
     # another message type can all "parse". A real ModelProto has an IR version and a graph.
@@ -331,88 +98,6 @@ def _check_model_header(model: onnx.ModelProto) -> None:
         raise InputError(
             "invalid-model", "model declares no opset_import (truncated or hand-edited file?)"
         )
-
-
-def _parse_in_pieces(p: Path) -> onnx.ModelProto | None:
-    """Parse a big model file from a memory map, a slice of the graph at a time.
-
-    Parsing whole bytes holds the file twice (the bytes, and the parsed tensors' copies).
-    Protobuf parses concatenated messages as one merged message, so feeding the top-level
-    fields, and the graph's fields in slices of about :data:`_PIECE_BYTES`, builds the same
-    ModelProto; each slice's pages are given back once parsed. Small files, and anything the
-    wire-format walk does not understand, return None: the plain path then parses (and
-    reports errors) exactly as before.
-    """
-    try:
-        st = os.stat(p)
-        if not stat.S_ISREG(st.st_mode) or not _PIECE_BYTES < st.st_size <= MAX_MODEL_BYTES:
-            return None
-        with _open_regular(p) as fh:
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, InputError, ValueError):
-        return None
-    model = onnx.ModelProto()
-    try:
-        with memoryview(mapped) as view:
-            for number, wire, start, value, end in _wire_fields(mapped, 0, len(mapped)):
-                if number != 7 or wire != 2:  # not ModelProto.graph
-                    model.MergeFromString(view[start:end])
-                    continue
-                model.graph.MergeFromString(b"")  # present even if empty, as a parse makes it
-                piece = value
-                for _, _, _, _, sub_end in _wire_fields(mapped, value, end):
-                    if sub_end - piece >= _PIECE_BYTES or sub_end == end:
-                        model.graph.MergeFromString(view[piece:sub_end])
-                        _give_back(mapped, piece, sub_end)
-                        piece = sub_end
-    except (DecodeError, ValueError, RecursionError):  # malformed: the plain path decides
-        return None
-    finally:
-        mapped.close()
-    return model
-
-
-# Graph slices parsed at a time from a memory map (files bigger than this are parsed so).
-_PIECE_BYTES = 64 << 20
-
-
-def _wire_fields(buf: mmap.mmap, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
-    """(field number, wire type, field start, value start, field end) of buf[start:end]."""
-    pos = start
-    while pos < end:
-        first = pos
-        tag, pos = _varint(buf, pos, end)
-        wire, value = tag & 7, pos
-        if wire == 0:
-            _, pos = _varint(buf, pos, end)
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        elif wire == 2:
-            length, value = _varint(buf, pos, end)
-            pos = value + length
-        else:  # groups (3, 4) are not used by onnx.proto
-            raise ValueError(f"wire type {wire}")
-        if pos > end:
-            raise ValueError("field runs past its message")
-        yield tag >> 3, wire, first, value, pos
-
-
-def _varint(buf: mmap.mmap, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while pos < end and shift < 64:
-        byte = buf[pos]
-        result |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-    raise ValueError("bad varint")
-
-
-def _give_back(mapped: mmap.mmap, start: int, end: int) -> None:
-    lo = start // mmap.PAGESIZE * mmap.PAGESIZE
-    if hasattr(mmap, "MADV_DONTNEED") and end > lo:
-        mapped.madvise(mmap.MADV_DONTNEED, lo, end - lo)
 
 
 # TensorProto fields but raw_data: reading raw_data, as ListFields does, copies the tensor's
@@ -529,20 +214,11 @@ def _iter_tensors(model: onnx.ModelProto) -> Iterator[tuple[str, onnx.TensorProt
                         yield graph_name, t, "constant"
 
 
-def _short(text: str) -> str:
-    """``repr`` of a name taken from the file, cut so an error stays one readable line."""
-    return repr(text) if len(text) <= 80 else repr(text[:77] + "...")
-
-
-def _label(name: str) -> str:
-    return _short(name) if name else "(unnamed tensor)"
-
-
 def _validate_tensor(
     t: onnx.TensorProto, origin: str, graph: str, files: _DataFiles
 ) -> StoredTensor:
     name = t.name
-    label = _label(name)
+    label = tensor_label(name)
     dt = t.data_type
     if dt in _UNSUPPORTED or dt not in _KNOWN_TYPES:
         raise InputError("bad-tensor", f"tensor {label} has unsupported data type {dt}")
@@ -554,7 +230,7 @@ def _validate_tensor(
         raise InputError("bad-tensor", f"tensor {label} has a negative dimension {list(t.dims)}")
     dims = tuple(int(d) for d in t.dims)
     numel = math.prod(dims)
-    if numel == 0 and math.prod(d for d in dims if d) * _np_dtype(dt).itemsize > _MAX_ADDRESSABLE:
+    if numel == 0 and math.prod(d for d in dims if d) * np_dtype(dt).itemsize > _MAX_ADDRESSABLE:
         # A non-empty claim must be backed by bytes (checked below); an empty one costs no
         # bytes, but numpy cannot represent even an empty array of such a shape.
         raise InputError(
@@ -590,14 +266,14 @@ def _validate_tensor(
 
 
 def _storage_bytes(dt: int, numel: int) -> int:
-    if dt in _PACKED_BITS:
-        return (numel * _PACKED_BITS[dt] + 7) // 8
-    return numel * _np_dtype(dt).itemsize
+    if dt in PACKED_BITS:
+        return (numel * PACKED_BITS[dt] + 7) // 8
+    return numel * np_dtype(dt).itemsize
 
 
 def _typed_field_count(dt: int, numel: int) -> int:
-    if dt in _PACKED_BITS:
-        per_int = {4: 2, 2: 4}.get(_PACKED_BITS[dt], 1)
+    if dt in PACKED_BITS:
+        per_int = {4: 2, 2: 4}.get(PACKED_BITS[dt], 1)
         return (numel + per_int - 1) // per_int
     return numel
 
@@ -631,7 +307,7 @@ def _resolve_external(
     if offset + length > size:
         raise InputError(
             "external-data-invalid",
-            f"tensor {label} external data {_short(location)} [{offset}, {offset + length}) "
+            f"tensor {label} external data {short(location)} [{offset}, {offset + length}) "
             f"runs past the end of the file ({size} bytes)",
         )
     return real, offset, length
@@ -657,14 +333,14 @@ class _DataFiles:
         if "\x00" in location or os.path.isabs(location) or location.startswith(("/", "\\")):
             raise InputError(
                 "external-data-escapes",
-                f"tensor {label} external data location {_short(location)} is absolute; "
+                f"tensor {label} external data location {short(location)} is absolute; "
                 "it must be relative to the model's folder",
             )
         real = os.path.realpath(self.base / location)
         if os.path.commonpath([self.real_base, real]) != self.real_base:
             raise InputError(
                 "external-data-escapes",
-                f"tensor {label} external data {_short(location)} resolves outside the "
+                f"tensor {label} external data {short(location)} resolves outside the "
                 "model's folder",
             )
         try:
@@ -672,17 +348,17 @@ class _DataFiles:
         except FileNotFoundError:
             raise InputError(
                 "external-data-missing",
-                f"tensor {label} external data file {_short(location)} is missing",
+                f"tensor {label} external data file {short(location)} is missing",
             ) from None
         except OSError as exc:
             raise InputError(
                 "external-data-missing",
-                f"tensor {label} external data file {_short(location)} cannot be read: "
+                f"tensor {label} external data file {short(location)} cannot be read: "
                 f"{exc.strerror}",
             ) from None
         if not stat.S_ISREG(st.st_mode):
             raise InputError(
                 "external-data-invalid",
-                f"tensor {label} external data {_short(location)} is not a regular file",
+                f"tensor {label} external data {short(location)} is not a regular file",
             )
         return Path(real), st.st_size

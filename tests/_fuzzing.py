@@ -42,7 +42,7 @@ SEED_FILES = (
 )
 TIME_LIMIT = 10.0
 # The module (a package attribute of the same name could shadow it in a plain import).
-load = importlib.import_module("initaudit.load")
+wire = importlib.import_module("initaudit.wire")
 
 
 class Hang(BaseException):
@@ -91,13 +91,13 @@ def keep_on_hang(data: bytes) -> Iterator[None]:
 
 @contextmanager
 def piece_bytes(size: int) -> Iterator[None]:
-    """Parse files bigger than ``size`` bytes in pieces, as load.py does past 64 MiB (0: as is)."""
-    saved = load._PIECE_BYTES
-    load._PIECE_BYTES = size or saved
+    """Parse files bigger than ``size`` bytes in pieces, as wire.py does past 64 MiB (0: as is)."""
+    saved = wire.PIECE_BYTES
+    wire.PIECE_BYTES = size or saved
     try:
         yield
     finally:
-        load._PIECE_BYTES = saved
+        wire.PIECE_BYTES = saved
 
 
 @contextmanager

@@ -196,7 +196,7 @@ EDITS = [
 
 # -- the properties -----------------------------------------------------------------------
 def _check_audit(folder: Path, data: bytes, pieces: bool) -> None:
-    """``pieces``: parse through load.py's wire-format walk (used for files over 64 MiB)."""
+    """``pieces``: parse through wire.py's wire-format walk (used for files over 64 MiB)."""
     path = folder / "model" / "m.onnx"
     path.write_bytes(data)
     with F.keep_on_hang(data), F.time_limit(F.TIME_LIMIT), F.piece_bytes(256 if pieces else 0):

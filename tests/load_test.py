@@ -11,7 +11,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from initaudit import load
 from initaudit.errors import INPUT_ERROR_CODES, InputError
 from initaudit.load import load_model
 from tests import _models as M
@@ -143,35 +142,6 @@ def test_fifo_and_device_model_paths(tmp_path: Path) -> None:
     assert _code(Path("/dev/zero")) == "not-a-file"
 
 
-def test_float_data_storage_and_zero_element_tensors(tmp_path: Path) -> None:
-    w = M.torch_default((3, 4), 4)
-    t = helper.make_tensor("W", TensorProto.FLOAT, [3, 4], w.reshape(-1).tolist())
-    empty = helper.make_tensor("E", TensorProto.FLOAT, [0, 4], [])
-    m = M.model(
-        [helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)],
-        [t, empty],
-        [M.value_info("x", [1, 4])],
-        [M.value_info("y", [1, 3])],
-    )
-    loaded = load_model(M.save(m, tmp_path / "m.onnx"))
-    np.testing.assert_array_equal(loaded.store.read("W"), w)
-    assert loaded.store.read("E").shape == (0, 4)
-
-
-@pytest.mark.parametrize(
-    "data_type",
-    [TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.DOUBLE],
-)
-def test_float_types_widen_exactly(tmp_path: Path, data_type: int) -> None:
-    w = M.torch_default((8, 8), 8)
-    m = M.model([], [M.tensor("W", w, data_type)], [], [])
-    loaded = load_model(M.save(m, tmp_path / "m.onnx"))
-    got = loaded.store.read("W")
-    assert got.dtype in (np.float32, np.float64)
-    expected = w.astype(helper.tensor_dtype_to_np_dtype(data_type)).astype(got.dtype)
-    np.testing.assert_array_equal(got, expected)
-
-
 def _peak_bytes_while_rejected(path: Path) -> tuple[str, int]:
     tracemalloc.start()
     try:
@@ -223,52 +193,3 @@ def test_names_that_are_not_utf8_are_not_onnx(tmp_path: Path) -> None:
 def test_external_data_fifo_in_the_folder_is_not_opened(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.bin")
     assert _code(_external(tmp_path, "pipe.bin")) == "external-data-invalid"
-
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "torch/hf_gpt2_tiny__dynamo.onnx",
-        "torch/lstm_bidirectional__legacy.onnx",
-        "built/if_subgraph_zero_weight.onnx",
-        "torch/mlp_external_data/mlp_external_data__dynamo.onnx",
-    ],
-)
-def test_big_files_parsed_in_pieces_give_the_same_model(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    whole = onnx.ModelProto()
-    whole.ParseFromString((FIXTURES / name).read_bytes())
-    monkeypatch.setattr(load, "_PIECE_BYTES", 64)  # every fixture counts as big
-    pieces = load._parse_in_pieces(FIXTURES / name)
-    assert pieces is not None
-    assert pieces.SerializeToString() == whole.SerializeToString()
-    assert load_model(FIXTURES / name).model.SerializeToString() == whole.SerializeToString()
-
-
-@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "broken").glob("*.onnx")))
-def test_broken_files_parsed_in_pieces_fail_as_before(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = _code(FIXTURES / "broken" / name)
-    monkeypatch.setattr(load, "_PIECE_BYTES", 64)
-    assert _code(FIXTURES / "broken" / name) == before
-
-
-def test_inline_model_loads_without_a_second_copy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ws = [M.torch_default((512, 512), 512, seed=i) for i in range(4)]
-    path = M.save(M.mlp(ws), tmp_path / "m.onnx")
-    monkeypatch.setattr(load, "_PIECE_BYTES", 1 << 20)
-    tracemalloc.start()
-    try:
-        load_model(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    # Parsed from a memory map, not from bytes of the whole file (one tensor is read at a time).
-    assert peak < 0.5 * path.stat().st_size

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from initaudit.graph.index import GraphIndex, Node
-from initaudit.load import TensorStore
+from initaudit.store import TensorStore
 
 # Ops whose output is constant when every input is: what exporters put between a stored
 # tensor and its use.

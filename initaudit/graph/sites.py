@@ -34,7 +34,8 @@ from initaudit.graph.layout import (
     UnitLayout,
     layout_for,
 )
-from initaudit.load import LoadedModel, is_float_type
+from initaudit.load import LoadedModel
+from initaudit.store import is_float_type
 
 _ROLE_RANK = {
     EMBEDDING: 0,

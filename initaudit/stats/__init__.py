@@ -21,13 +21,13 @@ import numpy as np
 from initaudit.graph.facts import ModelFacts, model_facts
 from initaudit.graph.layout import EMBEDDING, MATRIX_ROLES, WEIGHT
 from initaudit.graph.sites import WeightSite
-from initaudit.load import TensorStore
 from initaudit.stats.fit import NO_FIT, SchemeFit, fit_scheme
 from initaudit.stats.histogram import Histogram, histogram
 from initaudit.stats.moments import TensorStats, compute_stats
 from initaudit.stats.units import DuplicateUnits, find_duplicate_units
 from initaudit.stats.values import CHUNK, Values, site_reader
 from initaudit.stats.vectors import VectorFit, fit_vector
+from initaudit.store import TensorStore
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Exact statistics of a tensor in one chunked pass: counts, extremes, mean and spread.
 
-Chunks bound the temporary memory (float64 copies of one chunk, never of the tensor), and the
-mean/M2 of each chunk are merged with Chan's formula, so a tensor whose mean is large relative
-to its spread keeps an accurate variance.
+Chunks bound the temporary memory (one piece's squares, never a copy of the tensor), and the
+mean/M2 of each piece are merged in float64 with Chan's formula, so a tensor whose mean is
+large relative to its spread keeps an accurate variance. Counts and extremes are exact; mean
+and std agree with a float64 computation to about 6 significant digits.
 
 Speed (README "Performance"): each chunk is worked on in cache-sized pieces, so the stored
 bytes are read from memory once, and in the values' own float type (float32 for all but

@@ -19,8 +19,8 @@ import numpy as np
 
 from initaudit.errors import InputError
 from initaudit.graph.sites import WeightSite
-from initaudit.load import TensorStore
 from initaudit.stats.decode import Widen, widener
+from initaudit.store import TensorStore
 
 # Elements widened at a time by :meth:`Values.chunks` (4 MB of float32).
 CHUNK = 1 << 20

@@ -1,0 +1,226 @@
+"""Validated tensors of a loaded model, read on demand: in place from a memory map for external
+data, out of the protobuf for inline data. Nothing is read until a stage asks for it.
+
+Also the data-type facts every stage shares (which types are floats, packed sub-byte types,
+numpy dtypes) and :func:`open_regular`, the one way initaudit opens a file it reads.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import onnx
+
+from initaudit.errors import InputError
+
+FLOAT_TYPES = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.FLOAT8E4M3FN,
+    onnx.TensorProto.FLOAT8E4M3FNUZ,
+    onnx.TensorProto.FLOAT8E5M2,
+    onnx.TensorProto.FLOAT8E5M2FNUZ,
+    *(
+        getattr(onnx.TensorProto, n)
+        for n in ("FLOAT4E2M1", "FLOAT8E8M0", "FLOAT6E2M3", "FLOAT6E3M2")
+        if hasattr(onnx.TensorProto, n)
+    ),
+}
+# Sub-byte types are packed: bits per element.
+PACKED_BITS = {
+    getattr(onnx.TensorProto, n): bits
+    for n, bits in (
+        ("INT4", 4),
+        ("UINT4", 4),
+        ("FLOAT4E2M1", 4),
+        ("INT2", 2),
+        ("UINT2", 2),
+        ("FLOAT6E2M3", 6),
+        ("FLOAT6E3M2", 6),
+    )
+    if hasattr(onnx.TensorProto, n)
+}
+
+
+def is_float_type(data_type: int) -> bool:
+    """True for the floating types initaudit audits directly."""
+    return data_type in FLOAT_TYPES
+
+
+def dtype_name(data_type: int) -> str:
+    """The ONNX spelling, lowercased (``float16``, ``bfloat16``, ``int8``...)."""
+    try:
+        return str(onnx.TensorProto.DataType.Name(data_type)).lower()
+    except ValueError:
+        return f"type{data_type}"
+
+
+def np_dtype(data_type: int) -> np.dtype:
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type)).newbyteorder("<")
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """A tensor as stored in the file, validated but not yet read."""
+
+    name: str
+    data_type: int
+    dims: tuple[int, ...]
+    origin: str  # "initializer", "constant" (Constant node), or "subgraph initializer"
+    graph: str  # name of the graph that holds it ("" for the main graph)
+    proto: onnx.TensorProto = field(repr=False, compare=False)
+    external_path: Path | None = None
+    external_offset: int = 0
+    nbytes: int = 0
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.dims)
+
+    @property
+    def dtype(self) -> str:
+        return dtype_name(self.data_type)
+
+
+class TensorStore:
+    """Reads validated tensors on demand; external files are memory-mapped once each."""
+
+    def __init__(self, tensors: dict[str, StoredTensor]) -> None:
+        self.tensors = tensors
+        self._maps: dict[Path, mmap.mmap] = {}
+        self._lock = threading.Lock()  # the stats stage reads tensors from several threads
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def get(self, name: str) -> StoredTensor | None:
+        return self.tensors.get(name)
+
+    def _mapped(self, path: Path) -> memoryview:
+        with self._lock:
+            if path not in self._maps:
+                with open_regular(path) as fh:
+                    self._maps[path] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            return memoryview(self._maps[path])
+
+    def raw_bytes(self, t: StoredTensor) -> bytes | memoryview:
+        if t.external_path is not None:
+            if t.nbytes == 0:
+                return b""
+            data = self._mapped(t.external_path)[t.external_offset : t.external_offset + t.nbytes]
+            if len(data) != t.nbytes:  # the file shrank since it was validated
+                raise InputError(
+                    "external-data-invalid",
+                    f"tensor {tensor_label(t.name)} data changed while read",
+                )
+            return data
+        return t.proto.raw_data
+
+    def read(self, name: str) -> np.ndarray:
+        """The tensor's values with its dims, as float32/float64 for float types.
+
+        fp16, bf16 and the float8 types are widened to float32 (exact for all of them), so
+        statistics never run in reduced precision. Integer types keep their numpy dtype
+        (quantized weights are dequantized by the stats stage, which knows scale and zero point).
+        """
+        return _widen(self.stored(name), self.tensors[name].data_type)
+
+    def stored(self, name: str) -> np.ndarray:
+        """The tensor's elements as stored (float16, bfloat16, int8...) with its dims.
+
+        External data gives a view of the memory map: nothing is read until it is used.
+        Inline ``raw_data`` is copied out of the protobuf (protobuf hands out copies), so read
+        an inline tensor once per use and drop it.
+        """
+        t = self.tensors[name]
+        if t.data_type in PACKED_BITS or (
+            t.external_path is None and not t.proto.HasField("raw_data")
+        ):
+            return self._read_via_onnx(t)
+        return np.frombuffer(self.raw_bytes(t), dtype=np_dtype(t.data_type)).reshape(t.dims)
+
+    def releaser(self, name: str) -> Callable[[int, int], None]:
+        """A hook that gives back the memory-mapped pages of flat elements [start, stop).
+
+        Pages a scan has read stay resident (and count in the process's RSS) until the map
+        is closed; a model bigger than RAM would otherwise end up all resident. The file's
+        pages stay in the page cache, so reading them again costs a minor fault, not I/O.
+        """
+        t = self.tensors[name]
+        if t.external_path is None or t.data_type in PACKED_BITS or t.nbytes == 0:
+            return _keep_pages
+        item = np_dtype(t.data_type).itemsize
+        path = t.external_path
+
+        def release(start: int, stop: int) -> None:
+            lo = (t.external_offset + start * item) // mmap.PAGESIZE * mmap.PAGESIZE
+            hi = t.external_offset + stop * item
+            mapped = self._maps.get(path)
+            if mapped is not None and hasattr(mmap, "MADV_DONTNEED") and hi > lo:
+                mapped.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+        return release
+
+    def _read_via_onnx(self, t: StoredTensor) -> np.ndarray:
+        # Typed fields (float_data, int32_data...) and packed sub-byte types: onnx's own
+        # decoder knows every storage rule; these tensors are small in practice.
+        if t.external_path is None:
+            return onnx.numpy_helper.to_array(t.proto)
+        proxy = onnx.TensorProto()
+        proxy.data_type = t.data_type
+        proxy.dims.extend(t.dims)
+        proxy.raw_data = bytes(self.raw_bytes(t))
+        return onnx.numpy_helper.to_array(proxy)
+
+    def close(self) -> None:
+        for m in self._maps.values():
+            m.close()
+        self._maps.clear()
+
+
+def _keep_pages(start: int, stop: int) -> None:
+    """Release hook of tensors that are not memory-mapped."""
+
+
+def _widen(arr: np.ndarray, data_type: int) -> np.ndarray:
+    if data_type == onnx.TensorProto.DOUBLE:
+        return arr.astype(np.float64, copy=False)
+    if data_type in FLOAT_TYPES:
+        return arr.astype(np.float32, copy=False)
+    return arr
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open for reading without blocking, then check the descriptor is a regular file.
+
+    The path may have been swapped for a FIFO since it was stat'ed: O_NONBLOCK keeps open()
+    from waiting for a writer, and fstat on the descriptor sees what was really opened.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError("not-a-file", "is not a regular file (it changed while being read)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def short(text: str) -> str:
+    """``repr`` of a name taken from the file, cut so an error stays one readable line."""
+    return repr(text) if len(text) <= 80 else repr(text[:77] + "...")
+
+
+def tensor_label(name: str) -> str:
+    return short(name) if name else "(unnamed tensor)"
