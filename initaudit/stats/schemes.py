@@ -183,6 +183,8 @@ def candidates(site: WeightSite, facts: ModelFacts) -> list[Scheme]:
         conv = site.op_type in ("Conv", "ConvTranspose", "QLinearConv", "ConvInteger")
         out += _context_schemes(site, facts, fi)
         out += _fan_table(fi, fo, conv)
+        if site.op_type in ("Einsum", "MatMul") and len(site.shape) >= 3:
+            out += _keras_legacy_table(site.shape)
         out += _fixed_schemes()
     return out
 
@@ -192,6 +194,40 @@ def _fan_table(fan_in: int, fan_out: int, fan_out_mode: bool) -> tuple[Scheme, .
     """The fan-based schemes of one shape: built once (about 40 schemes with their labels and
     fixes), not per tensor; a transformer repeats a handful of shapes."""
     return tuple(_fan_schemes(fan_in, fan_out, fan_out_mode))
+
+
+@lru_cache(maxsize=64)
+def _keras_legacy_table(shape: tuple[int, ...]) -> tuple[Scheme, ...]:
+    """Keras' variance-scaling defaults with the fans Keras < 3.15 gave EinsumDense kernels.
+
+    Before Keras 3.15 (commit 534a1e73), compute_fans applied the conv rule to any kernel of
+    rank > 2: receptive = prod(shape[:-2]), fan_in = shape[-2]·receptive, fan_out =
+    shape[-1]·receptive. A MultiHeadAttention query kernel (d_model, heads, head_dim) got
+    fan_in = heads·d_model instead of d_model, so its glorot_uniform default is several times
+    smaller than the true fans give. That is a framework default, not the user's mistake:
+    init-reference.md §2.2 says to accept both. Fixed schemes: they explain a tensor only by
+    matching it, and are never offered as the fix.
+    """
+    receptive = math.prod(shape[:-2])
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    if not fan_in or not fan_out:
+        return ()
+    avg = (fan_in + fan_out) / 2.0
+    tag = "keras < 3.15 EinsumDense fans"
+    fix = "upgrade to Keras >= 3.15 (EinsumDense fans fixed) or keep"
+    out = []
+    for key, name, scale, fan, nl in (
+        ("xavier_uniform", "glorot", 1.0, avg, "linear"),
+        ("kaiming_uniform", "he", 2.0, fan_in, "relu"),
+        ("lecun_uniform", "lecun", 1.0, fan_in, "selu"),
+    ):
+        std = math.sqrt(scale / fan)
+        label = f"{name}_uniform ({tag})"
+        out.append(Scheme(key, label, "uniform", std, nl, f"{fix} {name}_uniform", True))
+        trunc_key = "glorot_normal" if name == "glorot" else f"{name}_normal"
+        label = f"{name}_normal (truncated, {tag})"
+        out.append(Scheme(trunc_key, label, "trunc_normal", std, nl, f"{fix} {name}_normal", True))
+    return tuple(out)
 
 
 def _embedding_schemes(dim: int | None) -> Iterator[Scheme]:

@@ -156,3 +156,43 @@ def test_torchvision_classifier_heads(tmp_path: Path, draw_head, keyword: str) -
     (t,) = result.tensors
     assert keyword in (t.scheme or ""), t.scheme
     assert not [f for f in result.findings if f.severity.label != "info"]
+
+
+def _keras_glorot(shape: tuple[int, ...], legacy: bool, r: np.random.Generator) -> np.ndarray:
+    """keras.initializers.GlorotUniform on an EinsumDense kernel, with the fans Keras used
+    before 3.15 (the conv rule: receptive = prod(shape[:-2])) or since (the true ones)."""
+    if legacy:
+        receptive = math.prod(shape[:-2])
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    elif len(shape) == 3 and shape[0] > shape[1]:  # query kernel (d_model, heads, head_dim)
+        fan_in, fan_out = shape[0], shape[1] * shape[2]
+    else:  # output kernel (heads, head_dim, d_model)
+        fan_in, fan_out = shape[0] * shape[1], shape[2]
+    limit = math.sqrt(6 / (fan_in + fan_out))
+    return r.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["keras<3.15", "keras>=3.15"])
+@pytest.mark.parametrize(
+    ("shape", "equation", "x_shape"),
+    [
+        ((256, 8, 32), "bsd,dhk->bshk", ["B", "S", 256]),  # MultiHeadAttention query
+        ((8, 32, 256), "bshk,hkd->bsd", ["B", "S", 8, 32]),  # its output projection
+    ],
+    ids=["query", "output"],
+)
+def test_keras_einsum_dense_kernels_before_and_after_the_fan_fix(
+    tmp_path: Path, legacy: bool, shape: tuple[int, ...], equation: str, x_shape: list
+) -> None:
+    """Keras < 3.15 gave MHA kernels fans several times too large (init-reference §2.2): its
+    glorot_uniform default is a framework default, not a defect. A fifth of it still is one
+    (up to ~5x above it, the true-fan schemes explain the values)."""
+    w = _keras_glorot(shape, legacy, np.random.default_rng(11))
+    m = M.single_op("Einsum", w, x_shape, equation=equation)
+    result = audit_file(M.save(m, tmp_path / "m.onnx"))
+    (t,) = result.tensors
+    assert not [f for f in result.findings if f.severity.label != "info"], t.scheme
+    assert ("keras < 3.15" in (t.scheme or "")) == legacy, t.scheme
+    m = M.single_op("Einsum", 0.2 * w, x_shape, equation=equation)
+    result = audit_file(M.save(m, tmp_path / "small.onnx"))
+    assert "IA201" in {f.rule for f in result.findings}
