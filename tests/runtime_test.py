@@ -1,0 +1,90 @@
+"""--propagate's runtimes: onnxruntime and onnx's reference evaluator run the real exported
+model on the same seeded inputs and measure the same layer scales."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from initaudit import runtime
+from initaudit.audit import _vocab_of_inputs
+from initaudit.graph.sites import SiteFinder
+from initaudit.load import load_model
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "torch"
+MODELS = [
+    "mlp_relu__dynamo.onnx",
+    "mlp_fp16__legacy.onnx",
+    "cnn_bn_relu__legacy.onnx",
+    "embedding_tied_lm__dynamo.onnx",  # integer token ids drawn within the vocabulary
+    "mlp_external_data/mlp_external_data__dynamo.onnx",
+]
+
+
+def _measure(name: str, backend: str | None) -> dict[str, float]:
+    loaded = load_model(FIXTURES / name)
+    try:
+        finder = SiteFinder(loaded)
+        values = sorted({n.outputs[0] for n in finder.index.nodes if n.outputs and n.outputs[0]})
+        vocab = _vocab_of_inputs(finder, finder.sites())
+        return runtime.measure_outputs(loaded, values, vocab, {}, backend)
+    finally:
+        loaded.close()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_onnxruntime_and_reference_evaluator_measure_the_same_scales(name: str) -> None:
+    pytest.importorskip("onnxruntime", reason="initaudit[runtime] is in the test extra")
+    ort = _measure(name, "onnxruntime")
+    ref = _measure(name, "reference")
+    assert ort.keys() == ref.keys() and len(ort) >= 3
+    for value, q in ort.items():
+        assert q == pytest.approx(ref[value], rel=2e-3, abs=1e-12), value
+
+
+def test_the_default_backend_is_onnxruntime_when_installed() -> None:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        assert runtime.default_backend() == "reference"
+    else:
+        assert runtime.default_backend() == "onnxruntime"
+
+
+def test_a_model_the_runtime_rejects_is_a_propagation_error(tmp_path: Path) -> None:
+    """A custom-domain op neither runtime knows: the audit keeps its prediction (a note)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Mystery", ["x"], ["y"], domain="example.custom")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("example.custom", 1)]
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    loaded = load_model(path)
+    try:
+        for backend in runtime.BACKENDS:
+            if backend == "onnxruntime":
+                pytest.importorskip("onnxruntime")
+            with pytest.raises(runtime.PropagationError):
+                runtime.measure_outputs(loaded, ["y"], {}, {}, backend)
+    finally:
+        loaded.close()
+
+
+def test_input_shapes_parse_or_fail_with_the_option_named() -> None:
+    assert runtime.parse_shapes(["x=1x3x224x224", "ids=2x16"]) == {
+        "x": (1, 3, 224, 224),
+        "ids": (2, 16),
+    }
+    for bad in ("x", "=2x3", "x=2xq", "x=0x3", "x=-1"):
+        with pytest.raises(ValueError, match="--input-shape"):
+            runtime.parse_shapes([bad])
