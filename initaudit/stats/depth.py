@@ -332,7 +332,12 @@ class Propagator:
         c = self.consts.scalar(other)
         if c is not None and sig.pts is not None:
             pts = _apply(op, sig.pts, c) if a is not None else _apply(op, c, sig.pts)
-            return _Sig(_moment(pts), sig.base, pts, sig.src, stat=sig.stat)
+            q = _moment(pts)
+            # A constant rescale of a value still at its reset (Gemma's and the original
+            # Transformer's embedding * sqrt(d_model), an input scaled once) moves the reset,
+            # not the depth: it does not compound. q == base holds only there.
+            fresh = op in ("Mul", "Div") and sig.q == sig.base and not sig.stat
+            return _Sig(q, q if fresh else sig.base, pts, sig.src, stat=sig.stat)
         m2 = self.affine.get(other)
         if op in ("Add", "Sub"):
             return _gaussian(st, sig.q + (m2 or 0.0), sig.base)

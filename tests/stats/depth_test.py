@@ -231,3 +231,50 @@ def test_propagate_on_the_command_line(tmp_path: Path) -> None:
     assert "predicted  measured" in r.stdout and "fc3.weight" in r.stdout
     bad = CliRunner().invoke(cli, [str(path), "--input-shape", "x=4xq"])
     assert bad.exit_code == 2
+
+
+def _scaled_embedding(emb_std: float, scale: float, per_layer: float = 1.0) -> onnx.ModelProto:
+    """ids -> Gather(embedding) -> Mul(scale) -> 6 He-ReLU layers, each output times
+    ``per_layer`` (a constant multiply after a layer: that one does compound)."""
+    d, vocab, r = 64, 500, M.rng(9)
+    inits = [
+        M.tensor("emb", (r.standard_normal((vocab, d)) * emb_std).astype(np.float32)),
+        M.tensor("scale", np.array(scale, np.float32)),
+        M.tensor("k", np.array(per_layer, np.float32)),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["e"]),
+        helper.make_node("Mul", ["e", "scale"], ["h0"]),
+    ]
+    for i in range(6):
+        w = (r.standard_normal((d, d)) * math.sqrt(2 / d)).astype(np.float32)
+        inits.append(M.tensor(f"fc{i}.weight", w))
+        nodes += [
+            helper.make_node("MatMul", [f"h{i}", f"fc{i}.weight"], [f"m{i}"]),
+            helper.make_node("Relu", [f"m{i}"], [f"r{i}"]),
+            helper.make_node("Mul", [f"r{i}", "k"], [f"h{i + 1}"]),
+        ]
+    return M.model(
+        nodes,
+        inits,
+        [M.value_info("ids", ["B", "T"], onnx.TensorProto.INT64)],
+        [M.value_info("h6", None)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("emb_std", "scale"),
+    [(0.02, 16.0), (64**-0.5, 64**0.5)],
+    ids=["gemma_embedding_times_sqrt_d", "transformer_embedding_times_sqrt_d"],
+)
+def test_a_constant_rescale_of_the_embedding_is_not_depth(
+    tmp_path: Path, emb_std: float, scale: float
+) -> None:
+    """Gemma and the original Transformer multiply the embedding by sqrt(d_model) once: the
+    reset moves (x256 or x64 in second moment), nothing compounds, nothing is reported."""
+    assert _ia203(_audit(tmp_path, _scaled_embedding(emb_std, scale))) == []
+
+
+def test_a_constant_multiply_after_every_layer_still_compounds(tmp_path: Path) -> None:
+    messages = _ia203(_audit(tmp_path, _scaled_embedding(0.02, 16.0, per_layer=3.0)))
+    assert messages and "explode" in messages[0]
