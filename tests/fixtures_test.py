@@ -98,6 +98,13 @@ EXPECTED: dict[tuple[str, str], tuple[str, int, int, str | None]] = {
     ("hf_llama_tiny", "model.model.layers.0.mlp.gate_proj.weight"): ("weight", 64, 128, "silu"),
     ("hf_llama_tiny", "model.model.layers.0.mlp.down_proj.weight"): ("weight", 128, 64, "linear"),
     ("hf_llama_tiny", "model.model.embed_tokens.weight"): ("embedding", 64, 128, None),
+    ("hf_t5_encoder_tiny", "model.encoder.block.0.layer.0.SelfAttention.q.weight"): (
+        "weight",
+        128,
+        128,
+        "linear",
+    ),
+    ("hf_gemma_tiny", "model.model.layers.0.mlp.down_proj.weight"): ("weight", 256, 192, "linear"),
 }
 # Defective twins: the finding each must produce on the named parameter.
 DEFECTS = {
@@ -157,7 +164,9 @@ def test_fixture_verdict(entry: dict) -> None:
         assert (_param_names(entry)[param], rule) in errors
         assert len(errors) == 1, errors
     elif entry["expect"].startswith("clean") or "intentional" in entry["expect"]:
-        assert errors == set(), errors
+        # A framework's own default drawing a warning is a false alarm, as bad as a miss.
+        alarms = {(f.tensor, f.rule) for f in result.findings if f.severity.label != "info"}
+        assert alarms == set(), alarms
 
 
 def test_every_clean_fixture_was_checked() -> None:
@@ -243,6 +252,10 @@ def test_real_exports_identify_their_init_scheme() -> None:
             "model.transformer.h.0.mlp.c_proj.weight": "0.02/sqrt(2*2)",
         },
         "multihead_attention__dynamo.onnx": {"val_0": "xavier_uniform"},
+        "hf_t5_encoder_tiny__legacy.onnx": {
+            "onnx::MatMul_262": "t5 query",
+            "model.encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": "t5",
+        },
         "lstm__legacy.onnx": {"onnx::LSTM_222": "rnn"},
         "embedding_tied_lm__legacy.onnx": {
             "emb.weight": "Embedding default",

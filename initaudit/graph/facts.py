@@ -1,4 +1,4 @@
-"""Whole-model facts that per-tensor judgements need: depth and vocabulary sizes.
+"""Whole-model facts that per-tensor judgements need: depth, vocabulary sizes, width.
 
 Depth-scaled inits (GPT-2's 0.02/sqrt(2L), GPT-NeoX's wang_init) depend on the number of
 residual blocks L, which no single tensor knows. We take it from repeated names
@@ -19,10 +19,12 @@ from initaudit.graph.sites import WeightSite
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """Whole-model facts some schemes need: depth for depth-scaled inits, vocab sizes."""
+    """Whole-model facts some schemes need: depth for depth-scaled inits, vocab sizes, and
+    the width for tables drawn at the model's scale (T5's relative attention bias)."""
 
     depths: tuple[int, ...] = ()  # candidate numbers of residual blocks L
     vocab_sizes: tuple[int, ...] = ()
+    widths: tuple[int, ...] = ()  # the model's width d_model: its most common fan_in
 
 
 # A numeric path segment (layer index): "layers.7.mlp", "/encoder/layer.3/", "h_2.attn" no.
@@ -41,4 +43,7 @@ def model_facts(sites: Sequence[WeightSite]) -> ModelFacts:
     residual = sum(1 for s in weights if s.activation and s.activation.end == "residual")
     depths = {max(groups.values(), default=0), residual, residual // 2}
     vocab = {s.fan_out for s in sites if s.role == EMBEDDING and s.fan_out}
-    return ModelFacts(tuple(sorted(d for d in depths if d > 0)), tuple(sorted(vocab)))
+    fans = Counter(s.fan_in for s in weights if s.fan_in)
+    top = max(fans.values(), default=0)
+    widths = tuple(sorted(f for f, n in fans.items() if n == top))
+    return ModelFacts(tuple(sorted(d for d in depths if d > 0)), tuple(sorted(vocab)), widths)

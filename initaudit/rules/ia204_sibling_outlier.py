@@ -26,7 +26,8 @@ class SiblingOutlier(Rule):
     position (activation, residual end). In a group of at least three, a member whose std is
     more than 1.25x from the group's median (and beyond its sampling error), or whose
     distribution family differs from the majority's, is reported when at most a third of the
-    group disagrees.
+    group disagrees. A member matched to a scheme tied to its position (T5's query scale,
+    GPT-2's residual projections) is not compared: it differs on purpose.
 
     ## Why it matters
     One outlier among identical blocks is the signature of a copy-paste or skipped-init bug
@@ -60,6 +61,11 @@ class SiblingOutlier(Rule):
     def _outliers(
         self, key: tuple[object, ...], members: list[tuple[WeightSite, SiteStats]]
     ) -> Iterator[Finding]:
+        # A member matched to a scheme tied to its position (T5's query scale among the
+        # k/v projections an exporter left unnamed) differs from its siblings by design.
+        members = [(site, st) for site, st in members if not _placed(st)]
+        if len(members) < MIN_GROUP:
+            return
         stds = [st.moments.std or 0.0 for _, st in members]
         median = statistics.median(stds)
         families = [st.fit.family for _, st in members]
@@ -92,6 +98,11 @@ class SiblingOutlier(Rule):
                 fix="initialize all repeated blocks the same way (e.g. model.apply(init_fn) "
                 "after building the whole model)",
             )
+
+
+def _placed(st: SiteStats) -> bool:
+    fit = st.fit
+    return fit.matched and fit.closest is not None and fit.closest.context
 
 
 def _key(site: WeightSite) -> tuple[object, ...]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from initaudit.graph.facts import ModelFacts
@@ -54,6 +54,7 @@ class Scheme:
     gain_for: str | None = None  # the nonlinearity the gain targets (for IA301)
     fix: str = ""  # how to get it in PyTorch, for messages
     fixed: bool = False  # a chosen number, not derived from the fans
+    context: bool = False  # drawn so because of where the layer sits (T5 query, GPT-2 residual)
 
     @property
     def bound(self) -> float:
@@ -176,12 +177,12 @@ def candidates(site: WeightSite, facts: ModelFacts) -> list[Scheme]:
     fi, fo = site.fan_in, site.fan_out
     out: list[Scheme] = []
     if site.role == EMBEDDING:
-        out += _embedding_schemes(fi)
+        out += _embedding_schemes(fi, facts.widths)
         if fi and fo:
             out += _fan_table(fi, fo, False)
     if site.role in (WEIGHT, RECURRENT) and fi and fo:
         conv = site.op_type in ("Conv", "ConvTranspose", "QLinearConv", "ConvInteger")
-        out += _context_schemes(site, facts, fi)
+        out += (replace(c, context=True) for c in _context_schemes(site, facts, fi))
         out += _fan_table(fi, fo, conv)
         if site.op_type in ("Einsum", "MatMul") and len(site.shape) >= 3:
             out += _keras_legacy_table(site.shape)
@@ -230,7 +231,7 @@ def _keras_legacy_table(shape: tuple[int, ...]) -> tuple[Scheme, ...]:
     return tuple(out)
 
 
-def _embedding_schemes(dim: int | None) -> Iterator[Scheme]:
+def _embedding_schemes(dim: int | None, widths: tuple[int, ...] = ()) -> Iterator[Scheme]:
     yield _n(
         "normal(std=1) (pytorch Embedding default)",
         1.0,
@@ -252,6 +253,14 @@ def _embedding_schemes(dim: int | None) -> Iterator[Scheme]:
             f"nn.init.normal_(w, std={dim**-0.5:.4g})",
             fixed=False,
         )
+    for width in widths:
+        if width != dim:
+            # T5 draws its relative attention bias table (buckets x heads) N(0, d_model^-0.5).
+            yield _n(
+                f"normal(std=d_model^-0.5, d_model={width}) (t5 relative attention bias)",
+                1.0 / math.sqrt(width),
+                f"nn.init.normal_(w, std={width**-0.5:.4g})",
+            )
 
 
 def _context_schemes(site: WeightSite, facts: ModelFacts, fi: int) -> Iterator[Scheme]:
