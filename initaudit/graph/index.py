@@ -34,6 +34,7 @@ class Node:
     outputs: tuple[str, ...]
     attrs: Mapping[str, object] = field(repr=False)
     graph: str = ""  # "" for the main graph, else the subgraph or function it came from
+    folded_norm: bool = False  # the exporter folded a normalization into it (see _folded)
 
     def attr(self, name: str, default: object = None) -> object:
         """The attribute's value, or ``default`` when it is absent or not of default's type
@@ -111,6 +112,7 @@ class _Stored:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     attrs: Mapping[str, object]
+    folded_norm: bool = False
 
     @classmethod
     def of(cls, node: onnx.NodeProto) -> _Stored:
@@ -121,7 +123,28 @@ class _Stored:
             tuple(node.input),
             tuple(node.output),
             MappingProxyType(_attrs(node)),
+            _folded(node),
         )
+
+
+# What the legacy exporter names a Conv weight it computed by folding an eval BatchNorm in
+# (eval_peephole fuseBNIntoConv); an unfolded Conv keeps its parameter's name.
+_LEGACY_FOLDED = ("onnx::Conv_", "onnx::ConvTranspose_")
+
+
+def _folded(node: onnx.NodeProto) -> bool:
+    """Whether an eval BatchNorm was folded into this node at export.
+
+    The dynamo exporter records the onnxscript rewrite (FuseBatchNormIntoConv/Gemm...) in
+    the node's metadata; the legacy one renames the folded weight ``onnx::Conv_N``. A folded
+    BatchNorm still normalizes in training, which is what an init is judged for.
+    """
+    if node.op_type not in ("Conv", "ConvTranspose", "Gemm"):
+        return False
+    for prop in node.metadata_props:
+        if prop.key == "pkg.onnxscript.rewriter.rule_name" and "FuseBatchNorm" in prop.value:
+            return True
+    return len(node.input) > 1 and node.input[1].startswith(_LEGACY_FOLDED)
 
 
 @dataclass(frozen=True)
@@ -210,6 +233,7 @@ class GraphIndex:
                 outputs=outputs,
                 attrs=node.attrs,
                 graph=label,
+                folded_norm=node.folded_norm,
             )
         )
 

@@ -270,6 +270,11 @@ class Propagator:
         return x
 
     def _linear(self, node: Node, site: WeightSite, x: _Sig, st: _State) -> _Sig:
+        if node.folded_norm:
+            # A BatchNorm the exporter folded in normalizes again in training: a reset to a
+            # fresh BN's unit scale (zero when the folded weight is, as zero_init_residual).
+            q = 1.0 if self.m2.get(site.name, 0.0) > 0 else 0.0
+            return _gaussian(st, q, q)
         alpha = node.attr("alpha", 1.0) if node.op_type == "Gemm" else 1.0
         alpha = float(alpha) if isinstance(alpha, float) else 1.0
         fan = site.fan_in or 1
@@ -356,7 +361,7 @@ class Propagator:
             out = node.outputs[0] if node.outputs else ""
             if out not in g:
                 continue
-            reset = node.op_type in _NORMS
+            reset = node.op_type in _NORMS or node.folded_norm
             for i, factor in self._local_backward(node, fwd):
                 g[i] = g.get(i, 0.0) + g[out] * factor
                 rel[i] = max(rel.get(i, 0.0), 1.0 if reset else rel[out] * factor)

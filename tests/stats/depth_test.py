@@ -278,3 +278,24 @@ def test_a_constant_rescale_of_the_embedding_is_not_depth(
 def test_a_constant_multiply_after_every_layer_still_compounds(tmp_path: Path) -> None:
     messages = _ia203(_audit(tmp_path, _scaled_embedding(0.02, 16.0, per_layer=3.0)))
     assert messages and "explode" in messages[0]
+
+
+def _conv_stack(names: str) -> onnx.ModelProto:
+    """Eight 3x3 convs of 16 channels drawn N(0, 0.02), each followed by ReLU."""
+    r, inits, nodes, x = M.rng(4), [], [], "x"
+    for i in range(8):
+        w = names.format(i)
+        inits.append(M.tensor(w, (r.standard_normal((16, 16, 3, 3)) * 0.02).astype(np.float32)))
+        nodes += [
+            helper.make_node("Conv", [x, w], [f"c{i}"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+        ]
+        x = f"r{i}"
+    return M.model(nodes, inits, [M.value_info("x", [1, 16, 8, 8])], [M.value_info(x, None)])
+
+
+def test_small_convs_vanish_unless_a_batchnorm_was_folded_into_them(tmp_path: Path) -> None:
+    """The legacy exporter names a Conv weight it folded an eval BatchNorm into onnx::Conv_N
+    (dynamo says so in the node's metadata): that BatchNorm renormalizes in training."""
+    assert _ia203(_audit(tmp_path, _conv_stack("conv{}.weight")))
+    assert _ia203(_audit(tmp_path, _conv_stack("onnx::Conv_{}"))) == []
