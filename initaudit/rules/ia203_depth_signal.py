@@ -7,6 +7,9 @@ from initaudit.report.model import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.depth import DepthLayer
 
+# Weighted layers since the last reset before a level outside the band counts as depth.
+MIN_COMPOUNDING = 2
+
 
 class DepthSignal(Rule):
     """The signal explodes or vanishes through the network's depth.
@@ -18,8 +21,9 @@ class DepthSignal(Rule):
     second moment under a Gaussian input, normalizations resetting the scale, residual
     branches adding up (README "Signal propagation"). It fires when the prediction leaves
     the `depth-band` (default 100, i.e. 1e-2 to 1e+2 of the first layer's input, or of the
-    last layer's gradient), and names the direction, the layer where it crosses and the layers
-    that contribute most.
+    last layer's gradient) after at least two weighted layers since the last reset (one layer
+    alone is a scale, judged by IA201), and names the direction, the layer where it crosses
+    and the layers that contribute most.
 
     ## Why it matters
     Per-layer checks miss the classic failure: many layers each slightly off. 30 ReLU layers
@@ -52,24 +56,40 @@ class DepthSignal(Rule):
         yield from self._direction(
             layers,
             [d.log10_forward for d in layers],
+            [d.hops_forward for d in layers],
             band,
             "forward activations",
             profile.assumptions,
         )
-        backward = [d.log10_backward for d in layers]
         yield from self._direction(
-            layers[::-1], backward[::-1], band, "backward gradients", profile.assumptions
+            layers[::-1],
+            [d.log10_backward for d in layers][::-1],
+            [d.hops_backward for d in layers][::-1],
+            band,
+            "backward gradients",
+            profile.assumptions,
         )
 
     def _direction(
         self,
         layers: Sequence[DepthLayer],
         values: Sequence[float],
+        hops: Sequence[int],
         band: float,
         what: str,
         assumptions: Sequence[str],
     ) -> Iterator[Finding]:
-        cross = next((k for k, v in enumerate(values) if abs(v) > band), None)
+        # Depth means compounding: a level reached through one layer alone since the last
+        # reset (DCGAN's N(0, 0.02) first conv before its BatchNorm) is that layer's scale,
+        # which IA201 judges, not the network's depth.
+        cross = next(
+            (
+                k
+                for k, (v, h) in enumerate(zip(values, hops, strict=True))
+                if abs(v) > band and h >= MIN_COMPOUNDING
+            ),
+            None,
+        )
         if cross is None or any(d.zero for d in layers[: cross + 1]):
             # A zero weight on the way (reported by IA101, or an intentional zero readout or
             # residual branch) stops the signal by construction: not a depth problem.

@@ -104,6 +104,10 @@ class DepthLayer:
     log10_output: float  # the layer's own output (inside a residual branch, say)
     judged: bool = True  # on the path IA203 judges (the residual stream, or every layer)
     zero: bool = False  # an all-zero weight: IA101 reports it, IA203 does not judge past it
+    # Weighted layers compounding since the last reset, up to here (forward) and from the
+    # outputs back to here (backward): one layer alone scales, it does not compound.
+    hops_forward: int = 0
+    hops_backward: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class _Sig:
     src: int = -1
     probs: bool = False  # softmax output: rows of weights summing to one
     stat: bool = False  # a statistic of the signal (ReduceMean...), as normalizations divide by
+    hops: int = 0  # weighted layers on the longest path since the last reset: what compounds
 
 
 @dataclass
@@ -129,10 +134,10 @@ class _State:
     next_src: int = 0
 
 
-def _gaussian(st: _State, q: float, base: float) -> _Sig:
+def _gaussian(st: _State, q: float, base: float, hops: int = 0) -> _Sig:
     st.next_src += 1
     q = max(q, 0.0)
-    return _Sig(q, base, math.sqrt(q) * _Z, st.next_src)
+    return _Sig(q, base, math.sqrt(q) * _Z, st.next_src, hops=hops)
 
 
 def _sum_base(a: _Sig, b: _Sig) -> float:
@@ -231,12 +236,12 @@ class Propagator:
         if op in LINEAR_OPS or op in ("LSTM", "GRU", "RNN"):
             if op in ("LSTM", "GRU", "RNN"):
                 st.assumed.add(op)
-                return _gaussian(st, min(x.q, 1.0), x.base)
+                return _gaussian(st, min(x.q, 1.0), x.base, x.hops)
             a, b = [*dyn, x][:2]
             if a.probs or b.probs:
                 v = b if a.probs else a  # attention: a convex mix of V
-                return _gaussian(st, v.q, v.base)
-            return _gaussian(st, a.q * b.q, a.base * b.base)
+                return _gaussian(st, v.q, v.base, v.hops)
+            return _gaussian(st, a.q * b.q, a.base * b.base, max(a.hops, b.hops))
         if op == "BatchNormalization" and not node.attr("training_mode", 0):
             # Inference BatchNorm applies its running statistics: a fixed affine map, which is
             # what the exported graph computes. In training it normalizes by batch statistics,
@@ -254,15 +259,18 @@ class Propagator:
             f = _EW_UNARY[op] or erf
             with np.errstate(all="ignore"):
                 pts = f(x.pts)
-            return _Sig(_moment(pts), x.base, pts, x.src, stat=x.stat)
+            return _Sig(_moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops)
         if op in _REDUCE and x.pts is not None:
             mean = float(np.sum(_W * x.pts))
-            return _Sig(mean * mean, x.base, np.full_like(_Z, mean), x.src, stat=True)
+            return _Sig(mean * mean, x.base, np.full_like(_Z, mean), x.src, stat=True, hops=x.hops)
         if op in ("Add", "Sub", "Mul", "Div", "Pow"):
             return self._binary(node, ins, st)
         if op == "Concat":
             return _gaussian(
-                st, float(np.mean([s.q for s in dyn])), float(np.mean([s.base for s in dyn]))
+                st,
+                float(np.mean([s.q for s in dyn])),
+                float(np.mean([s.base for s in dyn])),
+                max(s.hops for s in dyn),
             )
         if op in _PASS:
             return x
@@ -282,7 +290,7 @@ class Propagator:
         for i in node.inputs:
             if i in self.affine and i != site.name and self._is_bias(i):
                 q += self.affine[i]
-        return _gaussian(st, q, x.base)
+        return _gaussian(st, q, x.base, x.hops + 1)
 
     def _is_bias(self, name: str) -> bool:
         return name in self.affine
@@ -306,30 +314,31 @@ class Propagator:
         kind = _UNARY[node.op_type]
         alpha = node.attr("alpha")
         f = _fn(kind, float(alpha) if isinstance(alpha, float) else None)
-        base = x if x.pts is not None else _gaussian(st, x.q, x.base)
+        base = x if x.pts is not None else _gaussian(st, x.q, x.base, x.hops)
         if f is None or base.pts is None:
             return base
         with np.errstate(all="ignore"):
             pts = f(base.pts)
-        return _Sig(_moment(pts), base.base, pts, base.src)
+        return _Sig(_moment(pts), base.base, pts, base.src, hops=base.hops)
 
     def _binary(self, node: Node, ins: list[_Sig | None], st: _State) -> _Sig:
         op = node.op_type
         a, b = [*ins, None, None][:2]
         if a is not None and b is not None:
+            hops = max(a.hops, b.hops)
             if a.pts is not None and b.pts is not None and a.src == b.src:
                 pts = _apply(op, a.pts, b.pts)
                 q = _moment(pts)
                 if op in ("Div", "Mul") and (a.stat or b.stat) and not (a.stat and b.stat):
                     return _Sig(q, q, pts, a.src)  # x / sqrt(mean(x²)): a normalization
-                return _Sig(q, a.base, pts, a.src, stat=a.stat and b.stat)
+                return _Sig(q, a.base, pts, a.src, stat=a.stat and b.stat, hops=hops)
             if op in ("Add", "Sub"):
-                return _gaussian(st, a.q + b.q, _sum_base(a, b))
+                return _gaussian(st, a.q + b.q, _sum_base(a, b), hops)
             if op == "Mul":
-                return _gaussian(st, a.q * b.q, a.base * b.base)
+                return _gaussian(st, a.q * b.q, a.base * b.base, hops)
             if op == "Div":
-                return _gaussian(st, a.q / b.q if b.q > 0 else math.inf, a.base)
-            return _gaussian(st, a.q, a.base)
+                return _gaussian(st, a.q / b.q if b.q > 0 else math.inf, a.base, hops)
+            return _gaussian(st, a.q, a.base, hops)
         sig = a if a is not None else b
         if sig is None:
             return _gaussian(st, 1.0, 1.0)
@@ -342,30 +351,33 @@ class Propagator:
             # Transformer's embedding * sqrt(d_model), an input scaled once) moves the reset,
             # not the depth: it does not compound. q == base holds only there.
             fresh = op in ("Mul", "Div") and sig.q == sig.base and not sig.stat
-            return _Sig(q, q if fresh else sig.base, pts, sig.src, stat=sig.stat)
+            return _Sig(q, q if fresh else sig.base, pts, sig.src, stat=sig.stat, hops=sig.hops)
         m2 = self.affine.get(other)
         if op in ("Add", "Sub"):
-            return _gaussian(st, sig.q + (m2 or 0.0), sig.base)
+            return _gaussian(st, sig.q + (m2 or 0.0), sig.base, sig.hops)
         if op == "Mul" and m2 is not None:
-            return _gaussian(st, sig.q * m2, sig.base)
+            return _gaussian(st, sig.q * m2, sig.base, sig.hops)
         return sig
 
     # -- backward --------------------------------------------------------------------------
-    def backward(self, order: list[Node], fwd: _State) -> dict[str, float]:
+    def backward(self, order: list[Node], fwd: _State) -> tuple[dict[str, float], dict[str, int]]:
         """Gradient second moment relative to the last reset going backward (an output, a
         normalization's input): where branches meet, gradients add and the relative level is
-        the larger one's, as in the forward pass."""
+        the larger one's, as in the forward pass. Also the weighted layers since that reset."""
         g: dict[str, float] = {o: 1.0 for o in self.index.graph_outputs}
         rel: dict[str, float] = dict.fromkeys(g, 1.0)
+        hops: dict[str, int] = dict.fromkeys(g, 0)
         for node in reversed(order):
             out = node.outputs[0] if node.outputs else ""
             if out not in g:
                 continue
             reset = node.op_type in _NORMS or node.folded_norm
+            weighted = node.id in self.weight_of and node.op_type != "Gather"
             for i, factor in self._local_backward(node, fwd):
                 g[i] = g.get(i, 0.0) + g[out] * factor
                 rel[i] = max(rel.get(i, 0.0), 1.0 if reset else rel[out] * factor)
-        return rel
+                hops[i] = max(hops.get(i, 0), 0 if reset else hops[out] + weighted)
+        return rel, hops
 
     def _local_backward(self, node: Node, fwd: _State) -> list[tuple[str, float]]:
         dyn = [i for i in node.inputs if i in fwd.sig]
@@ -431,8 +443,8 @@ class Propagator:
     def profile(self) -> DepthProfile:
         order = self._topological()
         fwd = self.forward(order)
-        bwd = self.backward(order, fwd)
-        rows: list[tuple[WeightSite, Node, float, float, float, float, bool]] = []
+        bwd, bwd_hops = self.backward(order, fwd)
+        rows: list[tuple[WeightSite, Node, float, float, float, float, bool, int, int]] = []
         for node in order:
             site = self.weight_of.get(node.id)
             out = node.outputs[0] if node.outputs else ""
@@ -449,7 +461,10 @@ class Propagator:
             # Backward compares total squared gradient (per position): a classifier head's
             # 10 outputs against 512 hidden units is a change of width, not of depth.
             g = bwd.get(point, bwd.get(out, 0.0)) * units
-            rows.append((site, node, q_in, q, g, fwd.sig[out].q, on_stream))
+            # Backward, the layer's own weight acts on the gradient that reaches its input.
+            hops_b = bwd_hops.get(point, bwd_hops.get(out, 0)) + 1
+            row = (site, node, q_in, q, g, fwd.sig[out].q, on_stream, sig.hops, hops_b)
+            rows.append(row)
         if not rows:
             return DepthProfile((), tuple(sorted(fwd.assumed)))
         q_ref = 1.0
@@ -459,7 +474,7 @@ class Propagator:
         # judged. Without any, every layer is on the path.
         residual = any(r[6] for r in rows)
         layers = []
-        for k, (site, node, q_in, q, g, q_out, on_stream) in enumerate(rows):
+        for k, (site, node, q_in, q, g, q_out, on_stream, hops_f, hops_b) in enumerate(rows):
             q_next = rows[k + 1][2] if k + 1 < len(rows) else q_out
             judged = not residual or on_stream or k == len(rows) - 1
             layers.append(
@@ -473,6 +488,8 @@ class Propagator:
                     _log10(q_out / q_ref),
                     judged,
                     self.m2.get(site.name, 0.0) == 0.0,
+                    hops_f,
+                    hops_b,
                 )
             )
         return DepthProfile(tuple(layers), tuple(sorted(fwd.assumed)))

@@ -299,3 +299,33 @@ def test_small_convs_vanish_unless_a_batchnorm_was_folded_into_them(tmp_path: Pa
     (dynamo says so in the node's metadata): that BatchNorm renormalizes in training."""
     assert _ia203(_audit(tmp_path, _conv_stack("conv{}.weight")))
     assert _ia203(_audit(tmp_path, _conv_stack("onnx::Conv_{}"))) == []
+
+
+def _small_then_normalized(small_layers: int) -> onnx.ModelProto:
+    """``small_layers`` Linear+ReLU layers drawn N(0, 0.002) (x1/3900 in second moment each),
+    a LayerNormalization, then 4 He-ReLU layers: DCGAN's shape (one small conv before BN)."""
+    r, d, inits, nodes, x = M.rng(6), 64, [], [], "x"
+    stds = [0.002] * small_layers + [None] + [math.sqrt(2 / d)] * 4
+    for i, std in enumerate(stds):
+        if std is None:
+            ones, zeros = np.ones(d, np.float32), np.zeros(d, np.float32)
+            inits += [M.tensor("ln.w", ones), M.tensor("ln.b", zeros)]
+            nodes.append(helper.make_node("LayerNormalization", [x, "ln.w", "ln.b"], ["ln"]))
+            x = "ln"
+            continue
+        w = (r.standard_normal((d, d)) * std).astype(np.float32)
+        inits.append(M.tensor(f"fc{i}.weight", w))
+        nodes += [
+            helper.make_node("MatMul", [x, f"fc{i}.weight"], [f"m{i}"]),
+            helper.make_node("Relu", [f"m{i}"], [f"r{i}"]),
+        ]
+        x = f"r{i}"
+    return M.model(nodes, inits, [M.value_info("x", ["N", d])], [M.value_info(x, None)])
+
+
+def test_one_small_layer_before_a_reset_is_a_scale_not_depth(tmp_path: Path) -> None:
+    """Depth is compounding: one layer's x1/3900 right before a normalization is that layer's
+    scale (IA201's business); two in a row compound and are reported."""
+    assert _ia203(_audit(tmp_path, _small_then_normalized(1))) == []
+    messages = _ia203(_audit(tmp_path, _small_then_normalized(2)))
+    assert any("forward activations vanish" in m for m in messages), messages
