@@ -7,7 +7,8 @@ from initaudit.report.model import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
 
 MIN_EFFECT = 0.1  # |mean| / std below this is harmless whatever n says
-_CENTRED = frozenset({"identity", "dirac", "orthogonal", "constant", "zeros", "ones"})
+# Exact structures, not draws: a sinusoidal position table's cosines are positive on average.
+_CENTRED = frozenset({"identity", "dirac", "orthogonal", "constant", "zeros", "ones", "sinusoidal"})
 
 
 class Offset(Rule):
@@ -17,7 +18,7 @@ class Offset(Rule):
     The mean of a weight against its standard error std/sqrt(n): the rule fires when it is more
     than `offset-z` (default 6) standard errors from zero, which honest sampling noise never
     reaches (p < 1e-8), *and* at least 0.1 std, so a negligible shift in a huge tensor is not
-    reported. Identity, dirac and constant inits are exempt.
+    reported. Identity, dirac, constant inits and sinusoidal position tables are exempt.
 
     ## Why it matters
     Init schemes are centred: with a positive mean every unit sees a shifted input sum, ReLUs

@@ -31,6 +31,7 @@ from initaudit.stats.kolmogorov import critical_value
 from initaudit.stats.moments import TensorStats, compute_stats
 from initaudit.stats.sample import break_ties, subsample
 from initaudit.stats.schemes import TN_STD, Scheme, candidates
+from initaudit.stats.sinusoid import is_sinusoidal
 from initaudit.stats.values import Values, as_values
 
 MIN_N = 32  # fewer values than this: no guess
@@ -68,6 +69,10 @@ class SchemeFit:
 
 
 NO_FIT = SchemeFit(None, None, None, None, None, None, None)
+# A fixed sin/cos position table (stats/sinusoid.py): computed, so no scheme judges it.
+SINUSOIDAL = SchemeFit(
+    "sinusoidal position table", "sinusoidal", "sinusoidal", 0.0, 0, None, None, True
+)
 
 
 def _stats():
@@ -125,6 +130,8 @@ def fit_scheme(
     )
     if exact is not None:
         return exact
+    if is_sinusoidal(values, site.dtype, m.min, m.max):
+        return SINUSOIDAL
     sample = break_ties(subsample(values))
     n = sample.size
     crit = _crit(n)

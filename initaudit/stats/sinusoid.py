@@ -1,0 +1,50 @@
+"""Fixed sinusoidal position tables: computed, not drawn, so no init scheme applies.
+
+The original Transformer, fairseq, Marian and HF's ``create_sinusoidal_embeddings`` store
+PE[pos, j] = sin(pos·ω_j) or cos(pos·ω_j), interleaved or in halves, with various ω. Rather
+than test each layout, we test what they share: every column is a sinusoid along the
+positions, so x[p-1] + x[p+1] = 2cos(ω)·x[p] holds exactly, with one constant per column.
+A random table fails that at once; a position table passes up to storage rounding. A cosine
+column of ω = 0 is all ones and a sine column all zeros: both satisfy it too.
+
+The table is also bounded by 1, which the exact pass already knows, so nothing else pays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from initaudit.stats.values import Values
+
+# Columns tested (evenly spaced), rows skipped at the start (fairseq zeroes its padding row).
+COLUMNS = 32
+SKIP_ROWS = 4
+MIN_ROWS = 8
+# Largest recurrence residual per storage type: a few roundings of values bounded by 1.
+_TOL = {"double": 1e-9, "float": 1e-5, "float16": 4e-3, "bfloat16": 3e-2}
+
+
+def is_sinusoidal(values: Values, dtype: str, lo: float, hi: float) -> bool:
+    """Whether the 2-D ``values`` (positions x features) are a sinusoidal position table."""
+    tol = _TOL.get(dtype)
+    if tol is None or values.ndim != 2 or lo < -1.0 - tol or hi > 1.0 + tol:
+        return False
+    rows, cols = values.shape
+    skip = SKIP_ROWS if rows >= MIN_ROWS + SKIP_ROWS else 0
+    if rows - skip < MIN_ROWS or cols < 2:
+        return False
+    pick = np.unique(np.linspace(0, cols - 1, min(cols, COLUMNS)).astype(np.intp))
+    x = np.asarray(values[skip:, pick], dtype=np.float64)
+    before, mid, after = x[:-2], x[1:-1], x[2:]
+    energy = np.sum(mid * mid, axis=0)
+    live = energy > 0
+    if not live.any():
+        return False  # all-zero columns: a constant table, judged as such elsewhere
+    k = np.sum((before + after) * mid, axis=0)[live] / energy[live]
+    residual = np.abs(before[:, live] + after[:, live] - k * mid[:, live])
+    dead = np.abs(x[:, ~live])
+    return bool(
+        np.all(np.abs(k) <= 2.0 + tol)
+        and float(residual.max()) <= 4 * tol
+        and (dead.size == 0 or float(dead.max()) <= tol)
+    )
