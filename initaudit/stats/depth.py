@@ -149,6 +149,22 @@ def _sum_base(a: _Sig, b: _Sig) -> float:
     return (a.q + b.q) / r if r > 0 else 1.0
 
 
+def _divides_by_stat(node: Node, fwd: _State) -> bool:
+    """x · rsqrt(mean(x²)) and the like: a decomposed normalization, which the forward pass
+    resets at (:meth:`Propagator._binary`); the backward pass resets there too."""
+    if node.op_type not in ("Mul", "Div"):
+        return False
+    a, b = (fwd.sig.get(i) for i in node.inputs[:2]) if len(node.inputs) >= 2 else (None, None)
+    return (
+        a is not None
+        and b is not None
+        and a.src == b.src
+        and a.pts is not None
+        and b.pts is not None
+        and a.stat != b.stat
+    )
+
+
 def _moment(pts: np.ndarray) -> float:
     with np.errstate(all="ignore"):
         v = float(np.sum(_W * np.square(pts)))
@@ -371,7 +387,7 @@ class Propagator:
             out = node.outputs[0] if node.outputs else ""
             if out not in g:
                 continue
-            reset = node.op_type in _NORMS or node.folded_norm
+            reset = node.op_type in _NORMS or node.folded_norm or _divides_by_stat(node, fwd)
             weighted = node.id in self.weight_of and node.op_type != "Gather"
             for i, factor in self._local_backward(node, fwd):
                 g[i] = g.get(i, 0.0) + g[out] * factor

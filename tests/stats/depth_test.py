@@ -329,3 +329,50 @@ def test_one_small_layer_before_a_reset_is_a_scale_not_depth(tmp_path: Path) -> 
     assert _ia203(_audit(tmp_path, _small_then_normalized(1))) == []
     messages = _ia203(_audit(tmp_path, _small_then_normalized(2)))
     assert any("forward activations vanish" in m for m in messages), messages
+
+
+def _rmsnorm(nodes: list, x: str, out: str, d: int, inits: list) -> None:
+    """RMSNorm as exporters below opset 23 write it: x / sqrt(mean(x²) + eps) * gamma."""
+    inits.append(M.tensor(f"{out}.g", np.ones(d, np.float32)))
+    nodes += [
+        _n("Mul", [x, x], f"{out}/sq"),
+        _n("ReduceMean", [f"{out}/sq", "axes"], f"{out}/ms", keepdims=1),
+        _n("Add", [f"{out}/ms", "eps"], f"{out}/mse"),
+        _n("Sqrt", [f"{out}/mse"], f"{out}/rms"),
+        _n("Div", [x, f"{out}/rms"], f"{out}/n"),
+        _n("Mul", [f"{out}/n", f"{out}.g"], out),
+    ]
+
+
+def _rms_stack_with_wide_head(blocks: int = 4, d: int = 64, vocab: int = 4000) -> onnx.ModelProto:
+    """Pre-norm residual MLP blocks with decomposed RMSNorm, a final RMSNorm and a head of
+    ``vocab`` outputs drawn N(0, 1) (T5's tied lm_head): fan_out·E[w²] = 4000 at the head."""
+    r = M.rng(8)
+    inits = [
+        M.tensor("axes", np.array([-1], np.int64)),
+        M.tensor("eps", np.array(1e-6, np.float32)),
+    ]
+    nodes: list = []
+    h = "x"
+    for i in range(blocks):
+        _rmsnorm(nodes, h, f"b{i}.norm", d, inits)
+        for name, shape in ((f"b{i}.wi", (d, 4 * d)), (f"b{i}.wo", (4 * d, d))):
+            w = (r.standard_normal(shape) / math.sqrt(shape[0])).astype(np.float32)
+            inits.append(M.tensor(name, w))
+        nodes += [
+            _n("MatMul", [f"b{i}.norm", f"b{i}.wi"], f"b{i}/f"),
+            _n("Relu", [f"b{i}/f"], f"b{i}/a"),
+            _n("MatMul", [f"b{i}/a", f"b{i}.wo"], f"b{i}/o"),
+            _n("Add", [h, f"b{i}/o"], f"b{i}/r"),
+        ]
+        h = f"b{i}/r"
+    _rmsnorm(nodes, h, "final", d, inits)
+    inits.append(M.tensor("head", r.standard_normal((d, vocab)).astype(np.float32)))
+    nodes.append(_n("MatMul", ["final", "head"], "logits"))
+    return M.model(nodes, inits, [M.value_info("x", [2, d])], [M.value_info("logits", None)])
+
+
+def test_a_decomposed_rmsnorm_resets_the_gradient_too(tmp_path: Path) -> None:
+    """Forward, x / sqrt(mean(x²)) is a reset; backward it must be one too, or a wide head's
+    fan_out·E[w²] reads as gradients exploding through every block (T5 was reported)."""
+    assert _ia203(_audit(tmp_path, _rms_stack_with_wide_head())) == []
