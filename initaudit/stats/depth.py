@@ -24,11 +24,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from initaudit.graph.activations import NORM_OPS, PASS_OPS
 from initaudit.graph.consts import Constants
 from initaudit.graph.index import GraphIndex, Node
 from initaudit.graph.layout import (
@@ -41,54 +40,21 @@ from initaudit.graph.layout import (
 )
 from initaudit.graph.sites import WeightSite
 from initaudit.stats.gains import _W, _Z, _fn, erf
-
-# What the activation walk treats as transparent is transparent here too; Concat is modelled
-# on its own (it averages its inputs), and a dynamic quantizer's data output is the signal.
-_NORMS = NORM_OPS
-_PASS = (PASS_OPS - {"Concat"}) | {"DynamicQuantizeLinear"}
-# Outputs that describe a tensor rather than carry its signal.
-_NO_SIGNAL = frozenset(
-    {
-        "Shape",
-        "Size",
-        "NonZero",
-        "ArgMax",
-        "ArgMin",
-        "TopK",
-        "Range",
-        "ConstantOfShape",
-        "EyeLike",
-        "RandomNormalLike",
-        "RandomUniformLike",
-    }
+from initaudit.stats.signal import (
+    EW_UNARY,
+    NO_SIGNAL,
+    NORMS,
+    PASS,
+    REDUCE,
+    UNARY,
+    Sig,
+    State,
+    apply_op,
+    divides_by_stat,
+    gaussian,
+    moment,
+    sum_base,
 )
-_UNARY = {
-    "Relu": "relu",
-    "Tanh": "tanh",
-    "Sigmoid": "sigmoid",
-    "Gelu": "gelu",
-    "Softplus": "softplus",
-    "Mish": "mish",
-    "HardSwish": "hardswish",
-    "HardSigmoid": "hardsigmoid",
-    "Selu": "selu",
-    "Elu": "elu",
-    "Celu": "celu",
-    "LeakyRelu": "leaky_relu",
-    "Softsign": "softsign",
-    "Sin": "sin",
-    "Abs": "abs",
-}
-_EW_UNARY = {
-    "Erf": None,
-    "Sqrt": np.sqrt,
-    "Reciprocal": np.reciprocal,
-    "Neg": np.negative,
-    "Exp": np.exp,
-    "Log": np.log,
-    "Cos": np.cos,
-}
-_REDUCE = frozenset({"ReduceMean", "ReduceSum", "ReduceL2", "ReduceSumSquare", "ReduceMax"})
 
 
 @dataclass(frozen=True)
@@ -114,61 +80,6 @@ class DepthLayer:
 class DepthProfile:
     layers: tuple[DepthLayer, ...]
     assumptions: tuple[str, ...] = ()  # op types whose effect was assumed, not modelled
-
-
-@dataclass
-class _Sig:
-    q: float
-    base: float  # q right after the last reset (input, embedding, normalization) on its path
-    pts: np.ndarray | None = None  # the value as a function of its Gaussian source, sampled
-    src: int = -1
-    probs: bool = False  # softmax output: rows of weights summing to one
-    stat: bool = False  # a statistic of the signal (ReduceMean...), as normalizations divide by
-    hops: int = 0  # weighted layers on the longest path since the last reset: what compounds
-
-
-@dataclass
-class _State:
-    sig: dict[str, _Sig] = field(default_factory=dict)
-    assumed: set[str] = field(default_factory=set)
-    next_src: int = 0
-
-
-def _gaussian(st: _State, q: float, base: float, hops: int = 0) -> _Sig:
-    st.next_src += 1
-    q = max(q, 0.0)
-    return _Sig(q, base, math.sqrt(q) * _Z, st.next_src, hops=hops)
-
-
-def _sum_base(a: _Sig, b: _Sig) -> float:
-    """Base of a residual sum: it is as far from its reset as the further of its inputs (a
-    residual Add does not compound; what each branch did since its own reset does)."""
-    ra = a.q / a.base if a.base > 0 else 1.0
-    rb = b.q / b.base if b.base > 0 else 1.0
-    r = max(ra, rb)
-    return (a.q + b.q) / r if r > 0 else 1.0
-
-
-def _divides_by_stat(node: Node, fwd: _State) -> bool:
-    """x · rsqrt(mean(x²)) and the like: a decomposed normalization, which the forward pass
-    resets at (:meth:`Propagator._binary`); the backward pass resets there too."""
-    if node.op_type not in ("Mul", "Div"):
-        return False
-    a, b = (fwd.sig.get(i) for i in node.inputs[:2]) if len(node.inputs) >= 2 else (None, None)
-    return (
-        a is not None
-        and b is not None
-        and a.src == b.src
-        and a.pts is not None
-        and b.pts is not None
-        and a.stat != b.stat
-    )
-
-
-def _moment(pts: np.ndarray) -> float:
-    with np.errstate(all="ignore"):
-        v = float(np.sum(_W * np.square(pts)))
-    return v if math.isfinite(v) else math.inf
 
 
 class Propagator:
@@ -220,11 +131,11 @@ class Propagator:
         return order  # nodes on a cycle are left out
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, order: list[Node]) -> _State:
-        st = _State()
+    def forward(self, order: list[Node]) -> State:
+        st = State()
         for name in self.index.graph_inputs:
             if not self.consts.is_constant(name):
-                st.sig[name] = _gaussian(st, 1.0, 1.0)
+                st.sig[name] = gaussian(st, 1.0, 1.0)
         for node in order:
             out = self._node_forward(node, st)
             if out is not None:
@@ -236,15 +147,15 @@ class Propagator:
                         st.sig[o] = out
         return st
 
-    def _node_forward(self, node: Node, st: _State) -> _Sig | None:
+    def _node_forward(self, node: Node, st: State) -> Sig | None:
         op = node.op_type
         ins = [st.sig.get(i) for i in node.inputs]
         dyn = [s for s in ins if s is not None]
         site = self.weight_of.get(node.id)
         if site is not None and op == "Gather":
             m2 = self.m2.get(site.name, 0.0)
-            return _gaussian(st, m2, m2)
-        if not dyn or op in _NO_SIGNAL:
+            return gaussian(st, m2, m2)
+        if not dyn or op in NO_SIGNAL:
             return None
         x = dyn[0]
         if site is not None:
@@ -252,53 +163,53 @@ class Propagator:
         if op in LINEAR_OPS or op in ("LSTM", "GRU", "RNN"):
             if op in ("LSTM", "GRU", "RNN"):
                 st.assumed.add(op)
-                return _gaussian(st, min(x.q, 1.0), x.base, x.hops)
+                return gaussian(st, min(x.q, 1.0), x.base, x.hops)
             a, b = [*dyn, x][:2]
             if a.probs or b.probs:
                 v = b if a.probs else a  # attention: a convex mix of V
-                return _gaussian(st, v.q, v.base, v.hops)
-            return _gaussian(st, a.q * b.q, a.base * b.base, max(a.hops, b.hops))
+                return gaussian(st, v.q, v.base, v.hops)
+            return gaussian(st, a.q * b.q, a.base * b.base, max(a.hops, b.hops))
         if op == "BatchNormalization" and not node.attr("training_mode", 0):
             # Inference BatchNorm applies its running statistics: a fixed affine map, which is
             # what the exported graph computes. In training it normalizes by batch statistics,
             # so for judging depth it is still a reset.
             q = self._batchnorm_moment(node, x.q)
-            return _gaussian(st, q, q)
-        if op in _NORMS:
+            return gaussian(st, q, q)
+        if op in NORMS:
             q = self._affine_moment(node)
-            return _gaussian(st, q, q)
+            return gaussian(st, q, q)
         if op in ("Softmax", "LogSoftmax"):
-            return _Sig(0.0, 1.0, None, -1, probs=True)
-        if op in _UNARY:
+            return Sig(0.0, 1.0, None, -1, probs=True)
+        if op in UNARY:
             return self._unary(node, x, st)
-        if op in _EW_UNARY and x.pts is not None:
-            f = _EW_UNARY[op] or erf
+        if op in EW_UNARY and x.pts is not None:
+            f = EW_UNARY[op] or erf
             with np.errstate(all="ignore"):
                 pts = f(x.pts)
-            return _Sig(_moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops)
-        if op in _REDUCE and x.pts is not None:
+            return Sig(moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops)
+        if op in REDUCE and x.pts is not None:
             mean = float(np.sum(_W * x.pts))
-            return _Sig(mean * mean, x.base, np.full_like(_Z, mean), x.src, stat=True, hops=x.hops)
+            return Sig(mean * mean, x.base, np.full_like(_Z, mean), x.src, stat=True, hops=x.hops)
         if op in ("Add", "Sub", "Mul", "Div", "Pow"):
             return self._binary(node, ins, st)
         if op == "Concat":
-            return _gaussian(
+            return gaussian(
                 st,
                 float(np.mean([s.q for s in dyn])),
                 float(np.mean([s.base for s in dyn])),
                 max(s.hops for s in dyn),
             )
-        if op in _PASS:
+        if op in PASS:
             return x
         st.assumed.add(op)
         return x
 
-    def _linear(self, node: Node, site: WeightSite, x: _Sig, st: _State) -> _Sig:
+    def _linear(self, node: Node, site: WeightSite, x: Sig, st: State) -> Sig:
         if node.folded_norm:
             # A BatchNorm the exporter folded in normalizes again in training: a reset to a
             # fresh BN's unit scale (zero when the folded weight is, as zero_init_residual).
             q = 1.0 if self.m2.get(site.name, 0.0) > 0 else 0.0
-            return _gaussian(st, q, q)
+            return gaussian(st, q, q)
         alpha = node.attr("alpha", 1.0) if node.op_type == "Gemm" else 1.0
         alpha = float(alpha) if isinstance(alpha, float) else 1.0
         fan = site.fan_in or 1
@@ -306,7 +217,7 @@ class Propagator:
         for i in node.inputs:
             if i in self.affine and i != site.name and self._is_bias(i):
                 q += self.affine[i]
-        return _gaussian(st, q, x.base, x.hops + 1)
+        return gaussian(st, q, x.base, x.hops + 1)
 
     def _is_bias(self, name: str) -> bool:
         return name in self.affine
@@ -326,57 +237,57 @@ class Propagator:
         shift = next((self.affine[i] for i in node.inputs[2:3] if i in self.affine), 0.0)
         return scale + shift
 
-    def _unary(self, node: Node, x: _Sig, st: _State) -> _Sig:
-        kind = _UNARY[node.op_type]
+    def _unary(self, node: Node, x: Sig, st: State) -> Sig:
+        kind = UNARY[node.op_type]
         alpha = node.attr("alpha")
         f = _fn(kind, float(alpha) if isinstance(alpha, float) else None)
-        base = x if x.pts is not None else _gaussian(st, x.q, x.base, x.hops)
+        base = x if x.pts is not None else gaussian(st, x.q, x.base, x.hops)
         if f is None or base.pts is None:
             return base
         with np.errstate(all="ignore"):
             pts = f(base.pts)
-        return _Sig(_moment(pts), base.base, pts, base.src, hops=base.hops)
+        return Sig(moment(pts), base.base, pts, base.src, hops=base.hops)
 
-    def _binary(self, node: Node, ins: list[_Sig | None], st: _State) -> _Sig:
+    def _binary(self, node: Node, ins: list[Sig | None], st: State) -> Sig:
         op = node.op_type
         a, b = [*ins, None, None][:2]
         if a is not None and b is not None:
             hops = max(a.hops, b.hops)
             if a.pts is not None and b.pts is not None and a.src == b.src:
-                pts = _apply(op, a.pts, b.pts)
-                q = _moment(pts)
+                pts = apply_op(op, a.pts, b.pts)
+                q = moment(pts)
                 if op in ("Div", "Mul") and (a.stat or b.stat) and not (a.stat and b.stat):
-                    return _Sig(q, q, pts, a.src)  # x / sqrt(mean(x²)): a normalization
-                return _Sig(q, a.base, pts, a.src, stat=a.stat and b.stat, hops=hops)
+                    return Sig(q, q, pts, a.src)  # x / sqrt(mean(x²)): a normalization
+                return Sig(q, a.base, pts, a.src, stat=a.stat and b.stat, hops=hops)
             if op in ("Add", "Sub"):
-                return _gaussian(st, a.q + b.q, _sum_base(a, b), hops)
+                return gaussian(st, a.q + b.q, sum_base(a, b), hops)
             if op == "Mul":
-                return _gaussian(st, a.q * b.q, a.base * b.base, hops)
+                return gaussian(st, a.q * b.q, a.base * b.base, hops)
             if op == "Div":
-                return _gaussian(st, a.q / b.q if b.q > 0 else math.inf, a.base, hops)
-            return _gaussian(st, a.q, a.base, hops)
+                return gaussian(st, a.q / b.q if b.q > 0 else math.inf, a.base, hops)
+            return gaussian(st, a.q, a.base, hops)
         sig = a if a is not None else b
         if sig is None:
-            return _gaussian(st, 1.0, 1.0)
+            return gaussian(st, 1.0, 1.0)
         other = node.input(1) if a is not None else node.input(0)
         c = self.consts.scalar(other)
         if c is not None and sig.pts is not None:
-            pts = _apply(op, sig.pts, c) if a is not None else _apply(op, c, sig.pts)
-            q = _moment(pts)
+            pts = apply_op(op, sig.pts, c) if a is not None else apply_op(op, c, sig.pts)
+            q = moment(pts)
             # A constant rescale of a value still at its reset (Gemma's and the original
             # Transformer's embedding * sqrt(d_model), an input scaled once) moves the reset,
             # not the depth: it does not compound. q == base holds only there.
             fresh = op in ("Mul", "Div") and sig.q == sig.base and not sig.stat
-            return _Sig(q, q if fresh else sig.base, pts, sig.src, stat=sig.stat, hops=sig.hops)
+            return Sig(q, q if fresh else sig.base, pts, sig.src, stat=sig.stat, hops=sig.hops)
         m2 = self.affine.get(other)
         if op in ("Add", "Sub"):
-            return _gaussian(st, sig.q + (m2 or 0.0), sig.base, sig.hops)
+            return gaussian(st, sig.q + (m2 or 0.0), sig.base, sig.hops)
         if op == "Mul" and m2 is not None:
-            return _gaussian(st, sig.q * m2, sig.base, sig.hops)
+            return gaussian(st, sig.q * m2, sig.base, sig.hops)
         return sig
 
     # -- backward --------------------------------------------------------------------------
-    def backward(self, order: list[Node], fwd: _State) -> tuple[dict[str, float], dict[str, int]]:
+    def backward(self, order: list[Node], fwd: State) -> tuple[dict[str, float], dict[str, int]]:
         """Gradient second moment relative to the last reset going backward (an output, a
         normalization's input): where branches meet, gradients add and the relative level is
         the larger one's, as in the forward pass. Also the weighted layers since that reset."""
@@ -387,7 +298,7 @@ class Propagator:
             out = node.outputs[0] if node.outputs else ""
             if out not in g:
                 continue
-            reset = node.op_type in _NORMS or node.folded_norm or _divides_by_stat(node, fwd)
+            reset = node.op_type in NORMS or node.folded_norm or divides_by_stat(node, fwd)
             weighted = node.id in self.weight_of and node.op_type != "Gather"
             for i, factor in self._local_backward(node, fwd):
                 g[i] = g.get(i, 0.0) + g[out] * factor
@@ -395,7 +306,7 @@ class Propagator:
                 hops[i] = max(hops.get(i, 0), 0 if reset else hops[out] + weighted)
         return rel, hops
 
-    def _local_backward(self, node: Node, fwd: _State) -> list[tuple[str, float]]:
+    def _local_backward(self, node: Node, fwd: State) -> list[tuple[str, float]]:
         dyn = [i for i in node.inputs if i in fwd.sig]
         if not dyn:
             return []
@@ -407,16 +318,16 @@ class Propagator:
             fan_out = site.fan_out or 1
             return [(dyn[0], fan_out * self.m2.get(site.name, 0.0))]
         x = fwd.sig[dyn[0]]
-        if op in _NORMS:
+        if op in NORMS:
             return [(dyn[0], self._affine_moment(node) / x.q if x.q > 0 else 1.0)]
-        if op in _UNARY and x.pts is not None:
+        if op in UNARY and x.pts is not None:
             alpha = node.attr("alpha")
-            f = _fn(_UNARY[op], float(alpha) if isinstance(alpha, float) else None)
+            f = _fn(UNARY[op], float(alpha) if isinstance(alpha, float) else None)
             if f is not None:
                 h = 1e-4 * np.maximum(1.0, np.abs(x.pts))
                 with np.errstate(all="ignore"):
                     d = (f(x.pts + h) - f(x.pts - h)) / (2 * h)
-                return [(dyn[0], _moment(d))]
+                return [(dyn[0], moment(d))]
         if op == "Mul" and len(dyn) == 2:
             a, b = fwd.sig[dyn[0]], fwd.sig[dyn[1]]
             return [(dyn[0], b.q), (dyn[1], a.q)]
@@ -428,7 +339,7 @@ class Propagator:
         return [(i, 1.0) for i in dyn]
 
     # -- profile ---------------------------------------------------------------------------
-    def _stream_point(self, value: str, fwd: _State) -> tuple[str, bool]:
+    def _stream_point(self, value: str, fwd: State) -> tuple[str, bool]:
         """Where a layer's output joins the signal that runs through depth: the residual Add
         it flows into (through bias, layout ops and activations), else the output itself;
         and whether it reached one.
@@ -447,8 +358,8 @@ class Propagator:
             if node.op_type in ("Add", "Sub") and dynamic:
                 return node.outputs[0], True
             passable = (
-                node.op_type in _PASS
-                or node.op_type in _UNARY
+                node.op_type in PASS
+                or node.op_type in UNARY
                 or (node.op_type in ("Add", "Sub", "Mul", "Div") and not dynamic)
             )
             if not passable or not node.outputs or not node.outputs[0]:
@@ -528,19 +439,6 @@ def _log10(x: float) -> float:
     if not math.isfinite(x):
         return math.inf
     return math.log10(x)
-
-
-def _apply(op: str, a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        if op == "Add":
-            return np.add(a, b)
-        if op == "Sub":
-            return np.subtract(a, b)
-        if op == "Mul":
-            return np.multiply(a, b)
-        if op == "Div":
-            return np.divide(a, b)
-        return np.power(a, b)
 
 
 def propagate(

@@ -1,0 +1,133 @@
+"""The signal a depth prediction carries, and the op tables it consults (stats/depth.py).
+
+A :class:`Sig` is one value's second moment, the level at its last reset (input, embedding,
+normalization), the weighted layers since that reset, and, while it is an elementwise
+function of one Gaussian source, that function sampled on the Gauss–Hermite grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from initaudit.graph.activations import NORM_OPS, PASS_OPS
+from initaudit.graph.index import Node
+from initaudit.stats.gains import _W, _Z
+
+# What the activation walk treats as transparent is transparent here too; Concat is modelled
+# on its own (it averages its inputs), and a dynamic quantizer's data output is the signal.
+NORMS = NORM_OPS
+PASS = (PASS_OPS - {"Concat"}) | {"DynamicQuantizeLinear"}
+# Outputs that describe a tensor rather than carry its signal.
+NO_SIGNAL = frozenset(
+    {
+        "Shape",
+        "Size",
+        "NonZero",
+        "ArgMax",
+        "ArgMin",
+        "TopK",
+        "Range",
+        "ConstantOfShape",
+        "EyeLike",
+        "RandomNormalLike",
+        "RandomUniformLike",
+    }
+)
+UNARY = {
+    "Relu": "relu",
+    "Tanh": "tanh",
+    "Sigmoid": "sigmoid",
+    "Gelu": "gelu",
+    "Softplus": "softplus",
+    "Mish": "mish",
+    "HardSwish": "hardswish",
+    "HardSigmoid": "hardsigmoid",
+    "Selu": "selu",
+    "Elu": "elu",
+    "Celu": "celu",
+    "LeakyRelu": "leaky_relu",
+    "Softsign": "softsign",
+    "Sin": "sin",
+    "Abs": "abs",
+}
+EW_UNARY = {
+    "Erf": None,
+    "Sqrt": np.sqrt,
+    "Reciprocal": np.reciprocal,
+    "Neg": np.negative,
+    "Exp": np.exp,
+    "Log": np.log,
+    "Cos": np.cos,
+}
+REDUCE = frozenset({"ReduceMean", "ReduceSum", "ReduceL2", "ReduceSumSquare", "ReduceMax"})
+
+
+@dataclass
+class Sig:
+    q: float
+    base: float  # q right after the last reset (input, embedding, normalization) on its path
+    pts: np.ndarray | None = None  # the value as a function of its Gaussian source, sampled
+    src: int = -1
+    probs: bool = False  # softmax output: rows of weights summing to one
+    stat: bool = False  # a statistic of the signal (ReduceMean...), as normalizations divide by
+    hops: int = 0  # weighted layers on the longest path since the last reset: what compounds
+
+
+@dataclass
+class State:
+    sig: dict[str, Sig] = field(default_factory=dict)
+    assumed: set[str] = field(default_factory=set)
+    next_src: int = 0
+
+
+def gaussian(st: State, q: float, base: float, hops: int = 0) -> Sig:
+    st.next_src += 1
+    q = max(q, 0.0)
+    return Sig(q, base, math.sqrt(q) * _Z, st.next_src, hops=hops)
+
+
+def sum_base(a: Sig, b: Sig) -> float:
+    """Base of a residual sum: it is as far from its reset as the further of its inputs (a
+    residual Add does not compound; what each branch did since its own reset does)."""
+    ra = a.q / a.base if a.base > 0 else 1.0
+    rb = b.q / b.base if b.base > 0 else 1.0
+    r = max(ra, rb)
+    return (a.q + b.q) / r if r > 0 else 1.0
+
+
+def divides_by_stat(node: Node, fwd: State) -> bool:
+    """x · rsqrt(mean(x²)) and the like: a decomposed normalization, which the forward pass
+    resets at (:meth:`Propagator._binary`); the backward pass resets there too."""
+    if node.op_type not in ("Mul", "Div"):
+        return False
+    a, b = (fwd.sig.get(i) for i in node.inputs[:2]) if len(node.inputs) >= 2 else (None, None)
+    return (
+        a is not None
+        and b is not None
+        and a.src == b.src
+        and a.pts is not None
+        and b.pts is not None
+        and a.stat != b.stat
+    )
+
+
+def moment(pts: np.ndarray) -> float:
+    with np.errstate(all="ignore"):
+        v = float(np.sum(_W * np.square(pts)))
+    return v if math.isfinite(v) else math.inf
+
+
+def apply_op(op: str, a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        if op == "Add":
+            return np.add(a, b)
+        if op == "Sub":
+            return np.subtract(a, b)
+        if op == "Mul":
+            return np.multiply(a, b)
+        if op == "Div":
+            return np.divide(a, b)
+        return np.power(a, b)
