@@ -34,7 +34,14 @@ def is_sinusoidal(values: Values, dtype: str, lo: float, hi: float) -> bool:
     if rows - skip < MIN_ROWS or cols < 2:
         return False
     pick = np.unique(np.linspace(0, cols - 1, min(cols, COLUMNS)).astype(np.intp))
-    x = np.asarray(values[skip:, pick], dtype=np.float64)
+    # A random table fails on its first rows: test those (a few pages) before reading the
+    # sampled columns down every row, which touches every page of a big embedding table.
+    return _recurs(values[skip : skip + MIN_ROWS, pick], tol) and _recurs(values[skip:, pick], tol)
+
+
+def _recurs(rows: np.ndarray, tol: float) -> bool:
+    """Each column satisfies x[p-1] + x[p+1] = k·x[p] with one k, |k| <= 2, within ``tol``."""
+    x = np.asarray(rows, dtype=np.float64)
     before, mid, after = x[:-2], x[1:-1], x[2:]
     energy = np.sum(mid * mid, axis=0)
     live = energy > 0
