@@ -82,11 +82,6 @@ def _stats():
     return stats
 
 
-@lru_cache(maxsize=256)
-def _crit(n: int) -> float:
-    return critical_value(n)
-
-
 def _ks(sorted_sample: np.ndarray, cdf: np.ndarray) -> float:
     """scipy.stats.kstest's D: the largest gap between the empirical CDF's steps and ``cdf``."""
     above, below = _ecdf_steps(sorted_sample.size)
@@ -134,7 +129,7 @@ def fit_scheme(
         return SINUSOIDAL
     sample = break_ties(subsample(values))
     n = sample.size
-    crit = _crit(n)
+    crit = critical_value(n)
     cands = candidates(site, facts)
     match = _best_match(site, sample, m.std, m.n_finite, crit, cands)
     if match is not None:

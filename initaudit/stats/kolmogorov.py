@@ -12,7 +12,7 @@ the table ask scipy itself. Regenerate with ``python -m initaudit.stats.kolmogor
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -159,6 +159,7 @@ def _grid() -> tuple[np.ndarray, np.ndarray]:
     return 1.0 / np.sqrt(n), c
 
 
+@lru_cache(maxsize=256)
 def critical_value(n: int) -> float:
     """``scipy.stats.kstwo.isf(ALPHA, n)``, within 1e-6."""
     if not _TABLE[0][0] <= n <= _TABLE[-1][0]:
