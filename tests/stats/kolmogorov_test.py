@@ -18,8 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_table_is_what_scipy_computes() -> None:
-    """The committed table is the generator's output (regenerate if ALPHA or sizes change)."""
-    assert list(kolmogorov._TABLE) == kolmogorov.table()
+    """The committed table is the generator's output (regenerate if ALPHA or sizes change).
+
+    Compared to 1e-9, not bit for bit: scipy's kstwo.isf moves in its last digits between
+    releases (up to 8e-13 between the scipy that wrote the table and today's), and the fit uses
+    the critical value to 1e-6 against an acceptance margin of 0.01. 1e-9 still catches a table
+    computed for another ALPHA or at other sizes.
+    """
+    want = kolmogorov.table()
+    assert [n for n, _ in kolmogorov._TABLE] == [n for n, _ in want]
+    got = np.array([v for _, v in kolmogorov._TABLE])
+    assert np.max(np.abs(got - np.array([v for _, v in want]))) < 1e-9
 
 
 def test_interpolated_critical_value_is_within_1e6_of_kstwo() -> None:
