@@ -14,28 +14,21 @@ finds the nearest ``[tool.initaudit]`` exactly as the command line does.
 
 from __future__ import annotations
 
-# Before the imports: the pipeline modules import __version__ from here.
-__version__ = "0.1.0"
-
 import dataclasses
 import os
 import tempfile
+from collections.abc import Callable
 
 import onnx
 
+from initaudit import config_file
+from initaudit._version import __version__
 from initaudit.audit import audit_file
 from initaudit.config import DEFAULT, THRESHOLDS, Config, Override
-from initaudit.config_file import load_config
 from initaudit.errors import ConfigError
-from initaudit.report.model import (
-    FileError,
-    FileResult,
-    Finding,
-    Report,
-    Severity,
-    Summary,
-    TensorReport,
-)
+from initaudit.findings import Finding, Severity
+from initaudit.report.model import ErrorEntry, FileResult, Report, Summary, TensorReport
+from initaudit.rules import CODES
 
 MODEL_PROTO_PATH = "<ModelProto>"
 """The ``FileResult.path`` of a model passed as an ``onnx.ModelProto``."""
@@ -59,6 +52,19 @@ def audit(model: str | os.PathLike[str] | onnx.ModelProto, config: Config | None
     return Report((result,), __version__, cfg.fail_level)
 
 
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    start: str | os.PathLike[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Config:
+    """The settings the command line would use: ``path`` (a pyproject.toml or an
+    initaudit.toml), else the nearest pyproject.toml with ``[tool.initaudit]`` above ``start``
+    (default: the current directory), else the defaults. Bad values raise ConfigError;
+    unknown keys call ``warn`` (default: a Python UserWarning)."""
+    return config_file.load_config(path, codes=CODES, start=start, warn=warn)
+
+
 def _audit_proto(model: onnx.ModelProto, config: Config) -> FileResult:
     with tempfile.TemporaryDirectory(prefix="initaudit-") as folder:
         path = os.path.join(folder, "model.onnx")
@@ -78,7 +84,7 @@ __all__ = [
     "THRESHOLDS",
     "Config",
     "ConfigError",
-    "FileError",
+    "ErrorEntry",
     "FileResult",
     "Finding",
     "Override",

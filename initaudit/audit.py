@@ -11,20 +11,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from initaudit import __version__
+from initaudit._version import __version__
 from initaudit.config import DEFAULT, Config
 from initaudit.errors import InputError
+from initaudit.findings import Severity
 from initaudit.graph.layout import EMBEDDING
 from initaudit.graph.sites import SiteFinder, WeightSite
 from initaudit.load import LoadedModel, load_model
-from initaudit.report.model import (
-    DepthEntry,
-    FileError,
-    FileResult,
-    Report,
-    Severity,
-    TensorReport,
-)
+from initaudit.report.model import DepthEntry, ErrorEntry, FileResult, Report, TensorReport
 from initaudit.rules import ALL_RULES, Rule, RuleContext, run_rules
 from initaudit.runtime import PropagationError, measure_outputs
 from initaudit.stats import Progress, SiteStats, measure_all
@@ -67,11 +61,11 @@ def audit_file(
         finally:
             loaded.close()
     except InputError as exc:
-        return FileResult(shown, FileError(exc.code, exc.message))
+        return FileResult(shown, ErrorEntry(exc.code, exc.message))
     except Exception as exc:
         if debug:
             raise
-        return FileResult(shown, FileError("internal", _internal_message(exc)))
+        return FileResult(shown, ErrorEntry("internal", _internal_message(exc)))
 
 
 def _internal_message(exc: Exception) -> str:
@@ -141,7 +135,7 @@ def _with_measurement(
     except PropagationError as exc:
         return replace(result, notes=(*result.notes, f"--propagate could not run the model: {exc}"))
     depth = tuple(
-        replace(d, measured_log10_forward=_log10(measured.get(outputs.get(d.node, ""), 0.0)))
+        replace(d, measured_log10_output=_log10(measured.get(outputs.get(d.node, ""), 0.0)))
         for d in result.depth
     )
     return replace(result, depth=depth)

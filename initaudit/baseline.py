@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from initaudit.errors import ConfigError
-from initaudit.report.model import Finding, Report
+from initaudit.findings import Finding
+from initaudit.report.model import Report
 
 VERSION = 1
 

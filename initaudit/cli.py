@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import click
 
-from initaudit import __version__, baseline, progress
+from initaudit import baseline, progress
+from initaudit._version import __version__
 from initaudit.audit import audit_paths
 from initaudit.config import FAIL_ON, Config
 from initaudit.config_file import check_codes, load_config
@@ -18,7 +19,7 @@ from initaudit.errors import EXIT_ERROR
 from initaudit.progress import ProgressBar
 from initaudit.report import github, html_report, json_report, plots, sarif, text
 from initaudit.report.model import Report
-from initaudit.rules import ALL_RULES, RESERVED_CODES, rule_by_code
+from initaudit.rules import ALL_RULES, CODES, rule_by_code
 from initaudit.runtime import parse_shapes
 from initaudit.stats import default_jobs
 
@@ -34,11 +35,6 @@ def _use_colour(output: str | None) -> bool:
 def _explain(code: str) -> None:
     rule = rule_by_code(code)
     if rule is None:
-        if code.upper() in RESERVED_CODES:
-            raise click.UsageError(
-                f"{code.upper()} is reserved ({RESERVED_CODES[code.upper()]}) "
-                "but not implemented in this version"
-            )
         raise click.UsageError(f"unknown rule code {code!r}; see --list-rules")
     click.echo(f"{rule.code} ({rule.name}) [default severity: {rule.severity.label}]\n")
     click.echo(rule.explanation())
@@ -71,7 +67,7 @@ def _warn(message: str) -> None:
 def _codes(values: Sequence[str], option: str) -> tuple[str, ...]:
     """``--select IA1,IA2 --select IA3``: comma-separated, repeatable, validated."""
     parts = [p for v in values for p in v.split(",") if p.strip()]
-    return check_codes(parts, option)
+    return check_codes(parts, option, CODES)
 
 
 def _settings(
@@ -90,7 +86,7 @@ def _settings(
     """
     if isolated and config_file:
         raise click.UsageError("--isolated and --config cannot be used together")
-    config = Config() if isolated else load_config(config_file, warn=_warn)
+    config = Config() if isolated else load_config(config_file, codes=CODES, warn=_warn)
     extend, ignored = _codes(extend_select, "--extend-select"), _codes(ignore, "--ignore")
     if select:
         selected = _codes(select, "--select")

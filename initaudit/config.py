@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from initaudit.report.model import Severity
+from initaudit.findings import Severity
 
 # name -> (default, what it controls). The statistics read them through Config.threshold, and
 # the README "Configuration" table is checked against this dict, so it is the one list.

@@ -1,7 +1,9 @@
 """Finding and validating ``[tool.initaudit]``: pyproject.toml discovery, initaudit.toml, errors.
 
-Kept apart from :mod:`initaudit.config` because validation needs the rule list, and the rules
-themselves import :class:`Config`.
+Kept apart from :mod:`initaudit.config` because it reads files. The rule codes it validates
+against are passed in (``codes``), so this module knows no rule: the rules import
+:class:`Config`, and the caller that knows both (``initaudit.load_config``, the command line)
+joins them.
 """
 
 from __future__ import annotations
@@ -10,20 +12,17 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any
 
 from initaudit.config import DEFAULT, FAIL_ON, THRESHOLDS, Config, Override
 from initaudit.errors import ConfigError
-from initaudit.rules import ALL_RULES, RESERVED_CODES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # the one backport: tomllib is stdlib from 3.11, and tomli is the same code
     import tomli as tomllib
-
-KNOWN_CODES = frozenset({r.code for r in ALL_RULES} | set(RESERVED_CODES))
 
 Warn = Callable[[str], None]
 _TOP_KEYS = (
@@ -65,6 +64,7 @@ def _discover(start: str | os.PathLike[str] | None) -> tuple[Path, Mapping[str, 
 def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
+    codes: Set[str],
     start: str | os.PathLike[str] | None = None,
     warn: Warn | None = None,
 ) -> Config:
@@ -74,7 +74,8 @@ def load_config(
     (``initaudit.toml``) holds the same keys at top level, like ``ruff.toml``. Files are never
     merged: the closest one wins. Bad values raise :class:`ConfigError`; an unknown key only
     calls ``warn`` (default: a Python ``UserWarning``), so older initaudit versions can read
-    newer configs.
+    newer configs. ``codes`` are the known rule codes that ``select``/``ignore`` entries must
+    prefix.
     """
     if path is not None:
         p = Path(path)
@@ -92,13 +93,19 @@ def load_config(
             return DEFAULT
         (p, table), section = found, "tool.initaudit"
     return parse_config(
-        table, source=_shown(p), section=section, root=str(p.parent.absolute()), warn=warn
+        table,
+        codes=codes,
+        source=_shown(p),
+        section=section,
+        root=str(p.parent.absolute()),
+        warn=warn,
     )
 
 
 def parse_config(
     table: Mapping[str, Any],
     *,
+    codes: Set[str],
     source: str = "<config>",
     section: str = "",
     root: str | None = None,
@@ -119,15 +126,15 @@ def parse_config(
         raise ConfigError(f"{where}: 'overrides' must be an array of tables [[...overrides]]")
     sub = f"{section}." if section else ""
     return Config(
-        select=check_codes(_strings(table, "select", where, ["IA"]), f"{where} select"),
-        ignore=check_codes(_strings(table, "ignore", where), f"{where} ignore"),
+        select=check_codes(_strings(table, "select", where, ["IA"]), f"{where} select", codes),
+        ignore=check_codes(_strings(table, "ignore", where), f"{where} ignore", codes),
         extend_select=check_codes(
-            _strings(table, "extend-select", where), f"{where} extend-select"
+            _strings(table, "extend-select", where), f"{where} extend-select", codes
         ),
         fail_on=fail_on.lower(),
         thresholds=_thresholds(table.get("thresholds", {}), f"{source} [{sub}thresholds]", warn),
         overrides=tuple(
-            _override(o, f"{source} [[{sub}overrides]] #{i + 1}", warn)
+            _override(o, f"{source} [[{sub}overrides]] #{i + 1}", warn, codes)
             for i, o in enumerate(overrides)
         ),
         exclude=_strings(table, "exclude", where),
@@ -137,19 +144,19 @@ def parse_config(
     )
 
 
-def check_codes(codes: Iterable[str], where: str) -> tuple[str, ...]:
+def check_codes(values: Iterable[str], where: str, codes: Set[str]) -> tuple[str, ...]:
     """Upper-case each code; one that is neither a rule code nor a prefix of one is an error
     (exit 2), because a typo in ``ignore`` would otherwise silently ignore nothing."""
     out: list[str] = []
-    for raw in codes:
+    for raw in values:
         code = raw.strip().upper()
-        if not code or not any(k.startswith(code) for k in KNOWN_CODES):
+        if not code or not any(k.startswith(code) for k in codes):
             raise ConfigError(f"unknown rule code {raw!r} in {where}; see 'initaudit --list-rules'")
         out.append(code)
     return tuple(out)
 
 
-def _override(raw: object, where: str, warn: Warn) -> Override:
+def _override(raw: object, where: str, warn: Warn, codes: Set[str]) -> Override:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: each override must be a table")
     _warn_unknown(raw, _OVERRIDE_KEYS, where, warn)
@@ -165,7 +172,7 @@ def _override(raw: object, where: str, warn: Warn) -> Override:
     return Override(
         tensors=tensors,
         nodes=nodes,
-        ignore=check_codes(_strings(raw, "ignore", where), f"{where} ignore"),
+        ignore=check_codes(_strings(raw, "ignore", where), f"{where} ignore", codes),
         allow_zeros=allow_zeros,
         scheme=scheme,
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from initaudit import __version__
+from initaudit._version import __version__
 from initaudit.cli import cli
 from tests import _models as M
 from tests.report._golden import check_golden, run_format

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from initaudit import load_config
 from initaudit.cli import cli
 from initaudit.config import THRESHOLDS, Config, Override
-from initaudit.config_file import find_config, load_config
+from initaudit.config_file import find_config
 from initaudit.errors import ConfigError
 from tests import _models as M
 

@@ -10,7 +10,8 @@ values also ``:`` and ``,``, which TensorFlow names such as ``dense/kernel:0`` c
 
 from __future__ import annotations
 
-from initaudit.report.model import Finding, Report, Severity
+from initaudit.findings import Finding, Severity
+from initaudit.report.model import Report
 from initaudit.report.sarif import repo_path
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}

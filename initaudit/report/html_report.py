@@ -17,9 +17,10 @@ import math
 from collections.abc import Iterable, Sequence
 from html import escape
 
+from initaudit.findings import Finding
 from initaudit.report import plots
 from initaudit.report.html_assets import CSS, JS
-from initaudit.report.model import FileResult, Finding, Report, TensorReport
+from initaudit.report.model import FileResult, Report, TensorReport
 
 
 def render(report: Report, depth_band: float = 100.0, all_histograms: bool = False) -> str:

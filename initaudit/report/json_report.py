@@ -9,7 +9,8 @@ import json
 import math
 from typing import Any
 
-from initaudit.report.model import DepthEntry, Finding, Report, TensorReport
+from initaudit.findings import Finding
+from initaudit.report.model import DepthEntry, Report, TensorReport
 
 SCHEMA_VERSION = 1
 
@@ -52,7 +53,7 @@ def _depth(d: DepthEntry) -> dict[str, Any]:
         "log10_forward": _num(d.log10_forward),
         "log10_backward": _num(d.log10_backward),
         "log10_output": _num(d.log10_output),
-        "measured_log10_output": _num(d.measured_log10_forward),
+        "measured_log10_output": _num(d.measured_log10_output),
     }
 
 

@@ -6,49 +6,13 @@ every field is documented and every record is frozen.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from initaudit.findings import Finding, Severity
+
 if TYPE_CHECKING:  # a record of the stats stage, carried as is; only --html reads it
     from initaudit.stats.histogram import Histogram
-
-
-class Severity(enum.IntEnum):
-    """Ordered so ``--fail-on warning`` means "warning or worse"."""
-
-    INFO = 1
-    WARNING = 2
-    ERROR = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        return cls[text.upper()]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem with one tensor (or, when ``tensor`` is None, with the whole model).
-
-    ``rule`` is the code (``IA101``); ``node``/``op_type`` name the node that gives the tensor
-    its role; ``fix`` is a one-line suggestion, when there is one.
-    """
-
-    rule: str
-    severity: Severity
-    tensor: str | None  # None for model-level findings
-    node: str | None
-    message: str
-    op_type: str | None = None
-    fix: str | None = None
-
-    def sort_key(self) -> tuple[int, str, str, str]:
-        # Model-level findings first, then by tensor name and rule code: stable byte for byte.
-        return (0 if self.tensor is None else 1, self.tensor or "", self.rule, self.message)
 
 
 @dataclass(frozen=True)
@@ -81,7 +45,7 @@ class TensorReport:
 
 
 @dataclass(frozen=True)
-class FileError:
+class ErrorEntry:
     """Why a file could not be audited: a stable ``code`` (README "Error codes") and a message."""
 
     code: str
@@ -95,7 +59,7 @@ class DepthEntry:
     ``log10_forward``: predicted second moment of the layer's output relative to the first
     layer's input; ``log10_backward``: predicted gradient second moment at the layer's output
     relative to the last layer's; ``log10_output``: the layer's own output, absolute (inputs
-    N(0, 1)); ``measured_log10_forward``: that output measured by running the model on random
+    N(0, 1)); ``measured_log10_output``: that output measured by running the model on random
     inputs (``--propagate``), else None.
     """
 
@@ -104,7 +68,7 @@ class DepthEntry:
     op_type: str
     log10_forward: float
     log10_backward: float
-    measured_log10_forward: float | None = None
+    measured_log10_output: float | None = None
     log10_output: float | None = None  # predicted second moment of the layer's own output
 
 
@@ -113,7 +77,7 @@ class FileResult:
     """One model: either ``error`` is set, or ``tensors`` and (sorted) ``findings`` are."""
 
     path: str
-    error: FileError | None = None
+    error: ErrorEntry | None = None
     tensors: tuple[TensorReport, ...] = ()
     findings: tuple[Finding, ...] = ()
     depth: tuple[DepthEntry, ...] = ()

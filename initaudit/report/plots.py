@@ -129,7 +129,7 @@ def depth_svg(depth: Sequence[DepthEntry], band: float, prefix: str) -> str:
     with ``--propagate`` a second panel sets the measured output scale beside the prediction."""
     from matplotlib import rc_context
 
-    measured = any(d.measured_log10_forward is not None for d in depth)
+    measured = any(d.measured_log10_output is not None for d in depth)
     x = list(range(1, len(depth) + 1))
     with rc_context(_RC):
         fig = _figure(7.5, 5.2 if measured else 3.0)
@@ -148,7 +148,7 @@ def depth_svg(depth: Sequence[DepthEntry], band: float, prefix: str) -> str:
         if measured:
             bx = axes[1]
             predicted = _finite([d.log10_output for d in depth])
-            seen = _finite([d.measured_log10_forward for d in depth])
+            seen = _finite([d.measured_log10_output for d in depth])
             bx.plot(x, predicted, "o-", ms=3, color=VALUES, label="predicted")
             bx.plot(x, seen, "D--", ms=3, color=MEASURED, label="measured (--propagate)")
             bx.set_ylabel("log10 E[x²] of output")

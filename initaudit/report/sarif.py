@@ -19,8 +19,9 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
-from initaudit.report.model import Finding, Report, Severity
-from initaudit.rules import RESERVED_CODES, rule_by_code
+from initaudit.findings import Finding, Severity
+from initaudit.report.model import Report
+from initaudit.rules import rule_by_code
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://pypi.org/project/initaudit/"
@@ -55,8 +56,8 @@ def fingerprint(path: str, f: Finding) -> str:
 
 def _descriptor(code: str, fallback: Severity) -> dict[str, Any]:
     rule = rule_by_code(code)
-    if rule is None:  # a code without a rule class: describe it from the contract table
-        summary = RESERVED_CODES.get(code, code)
+    if rule is None:  # every finding comes from a rule; a baseline may still name an old code
+        summary = code
         return {
             "id": code,
             "shortDescription": {"text": summary},

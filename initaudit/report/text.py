@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from initaudit.report.model import FileResult, Finding, Report, Severity
+from initaudit.findings import Finding, Severity
+from initaudit.report.model import FileResult, Report
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -41,7 +42,7 @@ def _depth_table(fr: FileResult) -> list[str]:
     ]
     rows += [
         f"  {d.tensor:<{width}}  {d.op_type:<10} {_fmt(d.log10_output):>9}  "
-        f"{_fmt(d.measured_log10_forward):>8}"
+        f"{_fmt(d.measured_log10_output):>8}"
         for d in fr.depth
     ]
     return rows
@@ -53,7 +54,7 @@ def render(report: Report, colour: bool = False, quiet: bool = False) -> str:
         if fr.error is not None:
             continue  # already reported on stderr, one line per file
         lines.extend(_line(fr.path, f, colour) for f in fr.findings)
-        if any(d.measured_log10_forward is not None for d in fr.depth):
+        if any(d.measured_log10_output is not None for d in fr.depth):
             lines.extend(_depth_table(fr))
     if not quiet:
         s = report.summary

@@ -33,8 +33,8 @@ ALL_RULES: tuple[type[Rule], ...] = (
     AffineNotDefault,
 )
 
-# Codes reserved by the contract for rules that later releases implement.
-RESERVED_CODES: dict[str, str] = {}
+# Every rule code: what selection and configuration are validated against.
+CODES: frozenset[str] = frozenset(r.code for r in ALL_RULES)
 
 
 def rule_by_code(code: str) -> type[Rule] | None:
@@ -45,4 +45,4 @@ def run_rules(ctx: RuleContext, rules: Sequence[type[Rule]] = ALL_RULES) -> list
     return [f for r in rules for f in r().check(ctx)]
 
 
-__all__ = ["ALL_RULES", "RESERVED_CODES", "Rule", "RuleContext", "rule_by_code", "run_rules"]
+__all__ = ["ALL_RULES", "CODES", "Rule", "RuleContext", "rule_by_code", "run_rules"]

@@ -12,9 +12,9 @@ from functools import cached_property
 from typing import ClassVar
 
 from initaudit.config import DEFAULT, Config
+from initaudit.findings import Finding, Severity
 from initaudit.graph.layout import MATRIX_ROLES, OTHER
 from initaudit.graph.sites import WeightSite
-from initaudit.report.model import Finding, Severity
 from initaudit.stats import SiteStats
 from initaudit.stats.depth import DepthProfile
 

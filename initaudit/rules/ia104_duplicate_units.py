@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from initaudit.report.model import Finding, Severity
+from initaudit.findings import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
 
 

@@ -4,8 +4,8 @@ import math
 import re
 from collections.abc import Iterator
 
+from initaudit.findings import Finding, Severity
 from initaudit.graph.sites import WeightSite
-from initaudit.report.model import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats import SiteStats
 from initaudit.stats.schemes import recommended

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from initaudit.report.model import Finding, Severity
+from initaudit.findings import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
 
 MIN_EFFECT = 0.1  # |mean| / std below this is harmless whatever n says

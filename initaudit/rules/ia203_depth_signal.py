@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
-from initaudit.report.model import Finding, Severity
+from initaudit.findings import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.depth import DepthLayer
 

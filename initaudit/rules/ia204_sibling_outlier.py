@@ -5,9 +5,9 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterator
 
+from initaudit.findings import Finding, Severity
 from initaudit.graph.facts import name_template
 from initaudit.graph.sites import WeightSite
-from initaudit.report.model import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats import SiteStats
 

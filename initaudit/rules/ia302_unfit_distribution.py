@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from initaudit.report.model import Finding, Severity
+from initaudit.findings import Finding, Severity
 from initaudit.rules._base import TRAINED_MIN_SIZE, Rule, RuleContext
 
 MIN_SIZE = 256  # below this a KS test cannot tell families apart reliably

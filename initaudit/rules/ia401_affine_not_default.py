@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from initaudit.findings import Finding, Severity
 from initaudit.graph.layout import BIAS, NORM_SCALE
-from initaudit.report.model import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
 
 _WHAT = {

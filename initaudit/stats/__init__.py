@@ -24,7 +24,7 @@ from initaudit.graph.sites import WeightSite
 from initaudit.stats.fit import NO_FIT, SchemeFit, fit_scheme
 from initaudit.stats.histogram import Histogram, histogram
 from initaudit.stats.moments import TensorStats, compute_stats
-from initaudit.stats.units import DuplicateUnits, find_duplicate_units
+from initaudit.stats.units import EqualUnits, find_duplicate_units
 from initaudit.stats.values import CHUNK, Values, site_reader
 from initaudit.stats.vectors import VectorFit, fit_vector
 from initaudit.store import TensorStore
@@ -33,7 +33,7 @@ from initaudit.store import TensorStore
 @dataclass(frozen=True)
 class SiteStats:
     moments: TensorStats
-    duplicates: DuplicateUnits | None
+    duplicates: EqualUnits | None
     fit: SchemeFit = NO_FIT
     vector: VectorFit | None = None
     tied_to: str | None = None  # the embedding this weight is a (transposed) copy of
@@ -186,7 +186,7 @@ def _transposed_equal(a: Values, b: Values) -> bool:
 
 
 __all__ = [
-    "DuplicateUnits",
+    "EqualUnits",
     "Histogram",
     "Progress",
     "SchemeFit",

@@ -36,7 +36,7 @@ MAX_CANDIDATES = 256
 
 
 @dataclass(frozen=True)
-class DuplicateUnits:
+class EqualUnits:
     n_units: int  # units compared (over all groups)
     groups: tuple[tuple[int, ...], ...]  # each: indices (along the unit axis) of equal units
 
@@ -71,7 +71,7 @@ def _blocks(arr: np.ndarray, lay: UnitLayout) -> Iterator[tuple[np.ndarray, int]
 
 def find_duplicate_units(
     arr: Values | np.ndarray, lay: UnitLayout, finite: bool = False
-) -> DuplicateUnits | None:
+) -> EqualUnits | None:
     """Groups of equal non-zero units; ``finite`` says the values are known to be finite."""
     values = as_values(arr)
     if values.ndim == 0 or not -values.ndim <= lay.axis < values.ndim:
@@ -91,8 +91,8 @@ def find_duplicate_units(
         for run in _candidates(block):
             groups.extend(_exact_groups(blk, run, offset))
     if not groups:
-        return DuplicateUnits(n_units, ())
-    return DuplicateUnits(n_units, tuple(sorted(groups)))
+        return EqualUnits(n_units, ())
+    return EqualUnits(n_units, tuple(sorted(groups)))
 
 
 def _all_finite(blk: Values) -> bool:

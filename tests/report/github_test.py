@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from initaudit.findings import Finding, Severity
 from initaudit.report import github
-from initaudit.report.model import FileError, FileResult, Finding, Report, Severity
+from initaudit.report.model import ErrorEntry, FileResult, Report
 from tests.report._golden import check_golden, run_format
 
 
@@ -61,7 +62,7 @@ def test_severities_and_model_level_findings() -> None:
 
 def test_unreadable_file_is_an_error_annotation_and_clean_prints_nothing() -> None:
     assert _render(FileResult("ok.onnx")) == ""
-    out = _render(FileResult("gone.onnx", FileError("not-found", "no such file")))
+    out = _render(FileResult("gone.onnx", ErrorEntry("not-found", "no such file")))
     assert out == (
         "::error file=gone.onnx,line=1,title=initaudit not-found::"
         "cannot audit this model: not-found: no such file\n"

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from initaudit.findings import Finding, Severity
 from initaudit.report import sarif
-from initaudit.report.model import FileError, FileResult, Finding, Report, Severity
+from initaudit.report.model import ErrorEntry, FileResult, Report
 from initaudit.rules import rule_by_code
 from tests.report._golden import ROOT, check_golden, run_format
 
@@ -114,7 +115,7 @@ def test_paths_model_level_findings_and_levels(tmp_path: Path) -> None:
 
 
 def test_clean_run_has_no_rules_or_results() -> None:
-    report = Report((FileResult("ok.onnx"), FileResult("bad.onnx", FileError("empty", "x"))), "1")
+    report = Report((FileResult("ok.onnx"), FileResult("bad.onnx", ErrorEntry("empty", "x"))), "1")
     doc = json.loads(sarif.render(report))
     _validate(doc)
     run = doc["runs"][0]
