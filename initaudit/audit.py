@@ -15,14 +15,14 @@ from initaudit._version import __version__
 from initaudit.config import DEFAULT, Config
 from initaudit.errors import InputError
 from initaudit.findings import Severity
-from initaudit.graph.layout import EMBEDDING
-from initaudit.graph.sites import SiteFinder, WeightSite
+from initaudit.graph.build import build_graph
+from initaudit.graph.model import ModelGraph, Role, WeightSite
 from initaudit.load import LoadedModel, load_model
 from initaudit.report.model import DepthEntry, ErrorEntry, FileResult, Report, TensorReport
 from initaudit.rules import ALL_RULES, Rule, RuleContext, run_rules
 from initaudit.runtime import PropagationError, measure_outputs
-from initaudit.stats import Progress, SiteStats, measure_all
-from initaudit.stats.depth import propagate
+from initaudit.signal.propagate import propagate
+from initaudit.stats.measure import Progress, SiteStats, measure_all
 
 
 def audit_file(
@@ -83,10 +83,12 @@ def _audit_loaded(
     histograms: bool = False,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> FileResult:
-    finder = SiteFinder(loaded)
-    sites = finder.sites()
-    stats: dict[str, SiteStats] = measure_all(sites, loaded.store, jobs, progress, histograms)
-    depth = propagate(finder.index, finder.consts, sites, _second_moments(stats))
+    graph = build_graph(loaded)
+    sites = graph.sites
+    stats = measure_all(
+        sites, graph.facts, loaded.store, jobs=jobs, progress=progress, histograms=histograms
+    )
+    depth = propagate(graph, _second_moments(stats))
     selected = [r for r in rules if config.selects(r.code)]
     findings = run_rules(RuleContext(sites, stats, config, depth), selected)
     # Per-tensor overrides (ignore, allow-zeros) apply to what rules found, so no rule needs
@@ -113,23 +115,22 @@ def _audit_loaded(
         layers,
         depth.assumptions,
     )
-    return result if shapes is None else _with_measurement(result, loaded, finder, sites, shapes)
+    return result if shapes is None else _with_measurement(result, loaded, graph, shapes)
 
 
 def _with_measurement(
     result: FileResult,
     loaded: LoadedModel,
-    finder: SiteFinder,
-    sites: Sequence[WeightSite],
+    graph: ModelGraph,
     shapes: Mapping[str, tuple[int, ...]],
 ) -> FileResult:
     """Measured output scale per layer beside the prediction; a model the runtime cannot run
     keeps its prediction and says why in a note (stderr), not an error."""
     if result.error is not None or not result.depth:
         return result
-    by_name = {n.name: n for n in finder.index.nodes}
+    by_name = {n.name: n for n in graph.nodes}
     outputs = {d.node: by_name[d.node].outputs[0] for d in result.depth if d.node in by_name}
-    vocab = _vocab_of_inputs(finder, sites)
+    vocab = _vocab_of_inputs(graph)
     try:
         measured = measure_outputs(loaded, sorted(set(outputs.values())), vocab, shapes)
     except PropagationError as exc:
@@ -141,12 +142,12 @@ def _with_measurement(
     return replace(result, depth=depth)
 
 
-def _vocab_of_inputs(finder: SiteFinder, sites: Sequence[WeightSite]) -> dict[str, int]:
+def _vocab_of_inputs(graph: ModelGraph) -> dict[str, int]:
     """Integer graph inputs that index an embedding table: their valid range."""
-    tables = {s.name: s.shape[0] for s in sites if s.role == EMBEDDING and s.shape}
+    tables = {s.name: s.shape[0] for s in graph.sites if s.role == Role.EMBEDDING and s.shape}
     vocab: dict[str, int] = {}
-    for name in finder.index.graph_inputs:
-        for node, slot in finder.index.consumers_of(name):
+    for name in sorted(graph.index.graph_inputs):
+        for node, slot in graph.index.consumers_of(name):
             if node.op_type == "Gather" and slot == 1 and node.input(0) in tables:
                 vocab[name] = tables[node.input(0)]
     return vocab

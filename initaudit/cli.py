@@ -21,7 +21,7 @@ from initaudit.report import github, html_report, json_report, plots, sarif, tex
 from initaudit.report.model import Report
 from initaudit.rules import ALL_RULES, CODES, rule_by_code
 from initaudit.runtime import parse_shapes
-from initaudit.stats import default_jobs
+from initaudit.stats.measure import default_jobs
 
 FORMATS = ("text", "json", "sarif", "github")
 

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import click
 
-from initaudit.stats import Progress
+from initaudit.stats.measure import Progress
 
 DELAY = 0.5  # seconds into a file before its bar appears
 

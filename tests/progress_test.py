@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from initaudit import progress
 from initaudit.cli import cli
 from initaudit.progress import ProgressBar
-from initaudit.stats import Progress
+from initaudit.stats.measure import Progress
 
 MODEL = Path(__file__).resolve().parent.parent / "fixtures" / "torch" / "hf_gpt2_tiny__dynamo.onnx"
 
@@ -34,7 +34,15 @@ def test_bar_shows_tensors_and_bytes_done() -> None:
     term = Terminal()
     bar = ProgressBar(term, delay=0.0)
     for done in range(3):
-        bar("model.onnx", Progress(done, 2, done * 3_000_000, 6_000_000))
+        bar(
+            "model.onnx",
+            Progress(
+                tensors_done=done,
+                tensors_total=2,
+                bytes_done=done * 3_000_000,
+                bytes_total=6_000_000,
+            ),
+        )
     bar.close()
     assert "2/2 tensors, 6/6 MB" in term.getvalue()
 
@@ -42,8 +50,8 @@ def test_bar_shows_tensors_and_bytes_done() -> None:
 def test_quick_file_prints_no_bar() -> None:
     term = Terminal()
     bar = ProgressBar(term)  # the default delay: a fast audit stays silent
-    bar("model.onnx", Progress(0, 1, 0, 10))
-    bar("model.onnx", Progress(1, 1, 10, 10))
+    bar("model.onnx", Progress(tensors_done=0, tensors_total=1, bytes_done=0, bytes_total=10))
+    bar("model.onnx", Progress(tensors_done=1, tensors_total=1, bytes_done=10, bytes_total=10))
     bar.close()
     assert term.getvalue() == ""
 

@@ -9,7 +9,7 @@ import pytest
 
 from initaudit import runtime
 from initaudit.audit import _vocab_of_inputs
-from initaudit.graph.sites import SiteFinder
+from initaudit.graph.build import build_graph
 from initaudit.load import load_model
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "torch"
@@ -25,9 +25,9 @@ MODELS = [
 def _measure(name: str, backend: str | None) -> dict[str, float]:
     loaded = load_model(FIXTURES / name)
     try:
-        finder = SiteFinder(loaded)
-        values = sorted({n.outputs[0] for n in finder.index.nodes if n.outputs and n.outputs[0]})
-        vocab = _vocab_of_inputs(finder, finder.sites())
+        graph = build_graph(loaded)
+        values = sorted({n.outputs[0] for n in graph.nodes if n.outputs and n.outputs[0]})
+        vocab = _vocab_of_inputs(graph)
         return runtime.measure_outputs(loaded, values, vocab, {}, backend)
     finally:
         loaded.close()

@@ -6,91 +6,28 @@ is a stored tensor (possibly behind Identity/Cast/DequantizeLinear) or an activa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from initaudit.graph.index import GraphIndex, Node
+from initaudit.graph.model import GraphIndex, Node
+from initaudit.graph.ops import CONST_FOLDABLE
 from initaudit.store import TensorStore
 
-# Ops whose output is constant when every input is: what exporters put between a stored
-# tensor and its use.
-_PURE = frozenset(
-    {
-        "Identity",
-        "Cast",
-        "CastLike",
-        "Transpose",
-        "Reshape",
-        "Flatten",
-        "Squeeze",
-        "Unsqueeze",
-        "DequantizeLinear",
-        "QuantizeLinear",
-        "Concat",
-        "Shape",
-        "Gather",
-        "Slice",
-        "Expand",
-        "Mul",
-        "Div",
-        "Add",
-        "Sub",
-        "Neg",
-        "Sqrt",
-        "Reciprocal",
-        "Pow",
-        "Exp",
-        "Log",
-        "ConstantOfShape",
-        "Range",
-        "Tile",
-        "Split",
-    }
-)
 # Small constants are read to resolve shapes and bounds; anything bigger is never read here.
 _MAX_SMALL = 4096
 
 
+@dataclass(frozen=True, kw_only=True)
 class Constants:
-    """Constness of every value, computed once by a worklist (linear time, cycle-safe)."""
+    """The constant values of a graph, and a reader for the small stored ones."""
 
-    def __init__(self, index: GraphIndex, store: TensorStore) -> None:
-        self.index = index
-        self.store = store
-        const: set[str] = {n for n in store.tensors if n not in index.graph_inputs}
-        for node in index.nodes:
-            if node.op_type == "Constant":
-                const.update(o for o in node.outputs if o)
-        # Each pure node waits for its non-constant inputs; a value that becomes constant is
-        # popped once and struck from its consumers' sets, so the walk is linear in the edges
-        # (a Concat of 1e5 inputs costs 1e5 steps, not 1e10) and terminates on cycles.
-        waiting: dict[int, set[str]] = {
-            node.id: {i for i in node.inputs if i and i not in const}
-            for node in index.nodes
-            if node.op_type in _PURE
-        }
-        work: list[str] = []
-
-        def settle(node: Node) -> None:
-            for o in node.outputs:
-                if o and o not in const:
-                    const.add(o)
-                    work.append(o)
-
-        for node in index.nodes:
-            if node.id in waiting and not waiting[node.id]:
-                settle(node)
-        while work:
-            v = work.pop()
-            for node, _slot in index.consumers_of(v):
-                need = waiting.get(node.id)
-                if need and v in need:
-                    need.discard(v)
-                    if not need:
-                        settle(node)
-        self._const = const
+    values: frozenset[str]
+    index: GraphIndex
+    store: TensorStore
 
     def is_constant(self, value: str) -> bool:
-        return bool(value) and value in self._const
+        return bool(value) and value in self.values
 
     def small_value(self, value: str) -> np.ndarray | None:
         """The values of a small stored constant (directly, or behind Identity/Cast)."""
@@ -114,3 +51,39 @@ class Constants:
             return None
         x = float(np.asarray(arr, dtype=np.float64).reshape(-1)[0])
         return x if np.isfinite(x) else None
+
+
+def find_constants(index: GraphIndex, store: TensorStore) -> Constants:
+    """Constness of every value, by a worklist (linear time, cycle-safe)."""
+    const: set[str] = {n for n in store.tensors if n not in index.graph_inputs}
+    for node in index.nodes:
+        if node.op_type == "Constant":
+            const.update(o for o in node.outputs if o)
+    # Each foldable node waits for its non-constant inputs; a value that becomes constant is
+    # popped once and struck from its consumers' sets, so the walk is linear in the edges
+    # (a Concat of 1e5 inputs costs 1e5 steps, not 1e10) and terminates on cycles.
+    waiting: dict[int, set[str]] = {
+        node.id: {i for i in node.inputs if i and i not in const}
+        for node in index.nodes
+        if node.op_type in CONST_FOLDABLE
+    }
+    work: list[str] = []
+
+    def settle(node: Node) -> None:
+        for o in node.outputs:
+            if o and o not in const:
+                const.add(o)
+                work.append(o)
+
+    for node in index.nodes:
+        if node.id in waiting and not waiting[node.id]:
+            settle(node)
+    while work:
+        v = work.pop()
+        for node, _slot in index.consumers_of(v):
+            need = waiting.get(node.id)
+            if need and v in need:
+                need.discard(v)
+                if not need:
+                    settle(node)
+    return Constants(values=frozenset(const), index=index, store=store)

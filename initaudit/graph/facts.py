@@ -11,21 +11,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from initaudit.graph.layout import EMBEDDING, MATRIX_ROLES
-from initaudit.graph.sites import WeightSite
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """Whole-model facts some schemes need: depth for depth-scaled inits, vocab sizes, and
-    the width for tables drawn at the model's scale (T5's relative attention bias)."""
-
-    depths: tuple[int, ...] = ()  # candidate numbers of residual blocks L
-    vocab_sizes: tuple[int, ...] = ()
-    widths: tuple[int, ...] = ()  # the model's width d_model: its most common fan_in
-
+from initaudit.graph.model import MATRIX_ROLES, End, ModelFacts, Role, WeightSite
 
 # A numeric path segment (layer index): "layers.7.mlp", "/encoder/layer.3/", "h_2.attn" no.
 _INDEX = re.compile(r"(?<=[./])\d+(?=[./])")
@@ -40,10 +27,14 @@ def name_template(name: str) -> str | None:
 def model_facts(sites: Sequence[WeightSite]) -> ModelFacts:
     weights = [s for s in sites if s.role in MATRIX_ROLES]
     groups = Counter(t for s in weights if (t := name_template(s.name)) is not None)
-    residual = sum(1 for s in weights if s.activation and s.activation.end == "residual")
+    residual = sum(1 for s in weights if s.activation and s.activation.end == End.RESIDUAL)
     depths = {max(groups.values(), default=0), residual, residual // 2}
-    vocab = {s.fan_out for s in sites if s.role == EMBEDDING and s.fan_out}
+    vocab = {s.fan_out for s in sites if s.role == Role.EMBEDDING and s.fan_out}
     fans = Counter(s.fan_in for s in weights if s.fan_in)
     top = max(fans.values(), default=0)
     widths = tuple(sorted(f for f, n in fans.items() if n == top))
-    return ModelFacts(tuple(sorted(d for d in depths if d > 0)), tuple(sorted(vocab)), widths)
+    return ModelFacts(
+        depths=tuple(sorted(d for d in depths if d > 0)),
+        vocab_sizes=tuple(sorted(vocab)),
+        widths=widths,
+    )

@@ -1,4 +1,6 @@
-"""A flat, read-only view of every node the model executes, with producer/consumer lookups.
+"""Build the :class:`GraphIndex`: every node the model executes, with producer/consumer lookups.
+
+The one place the graph stage reads NodeProto and GraphProto.
 
 Subgraph bodies (If/Loop/Scan) are flattened into the same view, since ONNX lets them read outer
 values by name; calls to model-local functions are expanded in place (formal parameters renamed
@@ -9,49 +11,18 @@ Every walk over this view is bounded and keeps a visited set: a hostile file may
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import onnx
 
+from initaudit.graph.model import GraphIndex, Node, NodeAttrs
+from initaudit.graph.ops import FOLDS_NORM
 from initaudit.load import MAX_FUNCTION_DEPTH
 
-
-@dataclass(frozen=True, eq=False)
-class Node:
-    """One executed node: the few protobuf facts the analysis needs, as plain values.
-
-    Compared and hashed by identity: two nodes of a graph may have equal fields, and a field
-    comparison per ``in`` test makes walks over a wide graph needlessly slow.
-    """
-
-    id: int
-    name: str  # the node's name, or "<op_type>_<id>" when the file leaves it empty
-    op_type: str
-    domain: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    attrs: Mapping[str, object] = field(repr=False)
-    graph: str = ""  # "" for the main graph, else the subgraph or function it came from
-    folded_norm: bool = False  # the exporter folded a normalization into it (see _folded)
-
-    def attr(self, name: str, default: object = None) -> object:
-        """The attribute's value, or ``default`` when it is absent or not of default's type
-        (a hostile file may store ``group`` as a list)."""
-        value = self.attrs.get(name, default)
-        if default is not None and not isinstance(value, type(default)):
-            return default
-        return value
-
-    def input(self, i: int) -> str:
-        """The i-th input name, or "" where it is absent or omitted."""
-        return self.inputs[i] if i < len(self.inputs) else ""
-
-
 _A = onnx.AttributeProto
-# The attributes the graph stage reads, with the one type ONNX gives each in every op that has
-# it. An attribute stored with another type is left out, so readers see their default.
+# The attributes the analysis reads (NodeAttrs' fields), with the one type ONNX gives each in
+# every op that has it. An attribute stored with another type is left out: readers see None.
 _ATTR_TYPES = {
     "activations": _A.STRINGS,
     "allowzero": _A.INT,
@@ -60,45 +31,39 @@ _ATTR_TYPES = {
     "axes": _A.INTS,
     "axis": _A.INT,
     "block_size": _A.INT,
+    "epsilon": _A.FLOAT,
     "equation": _A.STRING,
     "group": _A.INT,
     "hidden_size": _A.INT,
     "max": _A.FLOAT,
     "min": _A.FLOAT,
     "perm": _A.INTS,
+    "training_mode": _A.INT,
     "transA": _A.INT,
     "transB": _A.INT,
 }
 
 
-def _attrs(node: onnx.NodeProto) -> dict[str, object]:
-    """Plain attribute values; subgraphs, tensors and mistyped attributes are left out."""
-    out: dict[str, object] = {}
+def _attrs(node: onnx.NodeProto) -> NodeAttrs:
+    """The attributes NodeAttrs names, where stored with their type; the rest are not read."""
+    found: dict[str, object] = {}
     for a in node.attribute:
-        if _ATTR_TYPES.get(a.name, a.type) != a.type:
-            continue
-        value = _attr_value(a)
-        if value is not None:
-            out[a.name] = value
-    return out
+        if _ATTR_TYPES.get(a.name) == a.type:
+            found[a.name] = _attr_value(a)
+    return NodeAttrs(**found) if found else NodeAttrs()  # type: ignore[arg-type]
 
 
 def _attr_value(a: onnx.AttributeProto) -> object:
-    """Scalars, strings and lists; subgraph and tensor attributes are not needed here."""
     t = a.type
-    if t == onnx.AttributeProto.FLOAT:
+    if t == _A.FLOAT:
         return float(a.f)
-    if t == onnx.AttributeProto.INT:
+    if t == _A.INT:
         return int(a.i)
-    if t == onnx.AttributeProto.STRING:
+    if t == _A.STRING:
         return a.s.decode("utf-8", "replace")
-    if t == onnx.AttributeProto.FLOATS:
-        return tuple(float(x) for x in a.floats)
-    if t == onnx.AttributeProto.INTS:
+    if t == _A.INTS:
         return tuple(int(x) for x in a.ints)
-    if t == onnx.AttributeProto.STRINGS:
-        return tuple(s.decode("utf-8", "replace") for s in a.strings)
-    return None
+    return tuple(s.decode("utf-8", "replace") for s in a.strings)  # STRINGS
 
 
 @dataclass(frozen=True)
@@ -111,7 +76,7 @@ class _Stored:
     domain: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    attrs: Mapping[str, object]
+    attrs: NodeAttrs
     folded_norm: bool = False
 
     @classmethod
@@ -122,7 +87,7 @@ class _Stored:
             node.domain,
             tuple(node.input),
             tuple(node.output),
-            MappingProxyType(_attrs(node)),
+            _attrs(node),
             _folded(node),
         )
 
@@ -139,7 +104,7 @@ def _folded(node: onnx.NodeProto) -> bool:
     the node's metadata; the legacy one renames the folded weight ``onnx::Conv_N``. A folded
     BatchNorm still normalizes in training, which is what an init is judged for.
     """
-    if node.op_type not in ("Conv", "ConvTranspose", "Gemm"):
+    if node.op_type not in FOLDS_NORM:
         return False
     for prop in node.metadata_props:
         if prop.key == "pkg.onnxscript.rewriter.rule_name" and "FuseBatchNorm" in prop.value:
@@ -155,28 +120,37 @@ class _Function:
     body: tuple[_Stored, ...]
 
 
-class GraphIndex:
-    """Producer and consumer maps over all executed nodes, in a deterministic order."""
+def index_graph(model: onnx.ModelProto) -> GraphIndex:
+    """Every executed node of ``model`` and who produces and reads each value."""
+    builder = _Builder(model)
+    builder.add_graph(model.graph, "")
+    producers: dict[str, Node] = {}
+    consumers: dict[str, list[tuple[Node, int]]] = {}
+    for node in builder.nodes:
+        for out in node.outputs:
+            if out:
+                producers.setdefault(out, node)
+        for i, name in enumerate(node.inputs):
+            if name:
+                consumers.setdefault(name, []).append((node, i))
+    return GraphIndex(
+        nodes=tuple(builder.nodes),
+        producers=MappingProxyType(producers),
+        consumers=MappingProxyType({k: tuple(v) for k, v in consumers.items()}),
+        graph_inputs=frozenset(i.name for i in model.graph.input),
+        graph_outputs=frozenset(o.name for o in model.graph.output),
+    )
+
+
+class _Builder:
+    """Flattens subgraphs into one node list and expands model-local function calls."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.nodes: list[Node] = []
-        self.producer: dict[str, Node] = {}
-        self.consumers: dict[str, list[tuple[Node, int]]] = {}
-        self.graph_outputs: set[str] = {o.name for o in model.graph.output}
-        self.graph_inputs: set[str] = {i.name for i in model.graph.input}
         self._function_protos = {(f.domain, f.name): f for f in model.functions}
         self._functions: dict[tuple[str, str], _Function] = {}
-        self._add_graph(model.graph, "")
-        for node in self.nodes:
-            for out in node.outputs:
-                if out:
-                    self.producer.setdefault(out, node)
-            for i, name in enumerate(node.inputs):
-                if name:
-                    self.consumers.setdefault(name, []).append((node, i))
 
-    # -- construction -------------------------------------------------------------------
-    def _add_graph(self, graph: onnx.GraphProto, graph_label: str) -> None:
+    def add_graph(self, graph: onnx.GraphProto, graph_label: str) -> None:
         queue: deque[tuple[onnx.GraphProto, str]] = deque([(graph, graph_label)])
         while queue:
             g, label = queue.popleft()
@@ -236,14 +210,3 @@ class GraphIndex:
                 folded_norm=node.folded_norm,
             )
         )
-
-    # -- queries -------------------------------------------------------------------------
-    def consumers_of(self, value: str) -> list[tuple[Node, int]]:
-        return self.consumers.get(value, [])
-
-    def producer_of(self, value: str) -> Node | None:
-        return self.producer.get(value)
-
-    def nodes_of(self, op_types: Iterable[str]) -> list[Node]:
-        wanted = set(op_types)
-        return [n for n in self.nodes if n.op_type in wanted]

@@ -12,47 +12,18 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from initaudit.graph.index import Node
-
-# Roles, as written in reports (the JSON contract's vocabulary).
-WEIGHT = "weight"
-BIAS = "bias"
-NORM_SCALE = "norm_scale"
-NORM_SHIFT = "norm_shift"
-EMBEDDING = "embedding"
-RECURRENT = "recurrent_weight"
-SCALE = "scale"
-OTHER = "other"
-
-# Roles whose values come from an init scheme (what IA101/IA102/IA104 apply to).
-MATRIX_ROLES = frozenset({WEIGHT, EMBEDDING, RECURRENT})
+from initaudit.graph.model import Node, Role, UnitLayout
 
 
-@dataclass(frozen=True)
-class UnitLayout:
-    """Where the output units of a weight lie, for the duplicate-units check (IA104).
-
-    ``axis`` indexes output units in the stored tensor. ``groups`` > 1 splits ``group_axis``
-    into independent groups (grouped convolution): units in different groups read different
-    inputs, so identical filters there are not symmetric. ``gates`` > 1 marks recurrent weights
-    [D, gates*H, X]: a hidden unit is the stack of its rows in every gate. ``batch_dims``
-    leading axes index independent matrices (experts, heads) compared separately.
-    """
-
-    axis: int
-    groups: int = 1
-    group_axis: int = 0
-    gates: int = 1
-    batch_dims: int = 0
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Layout:
-    role: str
+    """What one op/slot says about a constant operand: its role, fans and unit layout."""
+
+    role: Role
     fan_in: int | None = None
     fan_out: int | None = None
     units: UnitLayout | None = None
-    facts: tuple[tuple[str, object], ...] = ()  # op facts schemes need (hidden_size, gates...)
+    hidden_size: int | None = None  # of a recurrent op: PyTorch's RNN inits scale by it
 
 
 def _receptive(shape: tuple[int, ...]) -> int:
@@ -61,55 +32,48 @@ def _receptive(shape: tuple[int, ...]) -> int:
 
 def _gemm(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
     if slot == 2:
-        return Layout(BIAS)
+        return Layout(role=Role.BIAS)
     if len(shape) != 2:
         return None
     if slot == 1:
-        trans = bool(node.attr("transB", 0))
+        trans = bool(node.attrs.transB)
         k, n = (shape[1], shape[0]) if trans else (shape[0], shape[1])
-        return Layout(WEIGHT, k, n, UnitLayout(axis=0 if trans else 1))
-    trans = bool(node.attr("transA", 0))
+        return Layout(
+            role=Role.WEIGHT, fan_in=k, fan_out=n, units=UnitLayout(axis=0 if trans else 1)
+        )
+    trans = bool(node.attrs.transA)
     m, k = (shape[1], shape[0]) if trans else (shape[0], shape[1])
-    return Layout(WEIGHT, k, m, UnitLayout(axis=1 if trans else 0))
+    return Layout(role=Role.WEIGHT, fan_in=k, fan_out=m, units=UnitLayout(axis=1 if trans else 0))
 
 
 def _matmul(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
     if slot > 1 or not shape:
         return None
-    if len(shape) == 1:
-        return Layout(WEIGHT, shape[0], 1)  # a vector on either side: a dot product
+    if len(shape) == 1:  # a vector on either side: a dot product
+        return Layout(role=Role.WEIGHT, fan_in=shape[0], fan_out=1)
     batch = len(shape) - 2
     if slot == 1:  # (..., K, N): y = x @ W
-        return Layout(
-            WEIGHT, shape[-2], shape[-1], UnitLayout(axis=len(shape) - 1, batch_dims=batch)
-        )
+        units = UnitLayout(axis=len(shape) - 1, batch_dims=batch)
+        return Layout(role=Role.WEIGHT, fan_in=shape[-2], fan_out=shape[-1], units=units)
     # (..., M, K): y = W @ x
-    return Layout(WEIGHT, shape[-1], shape[-2], UnitLayout(axis=len(shape) - 2, batch_dims=batch))
+    units = UnitLayout(axis=len(shape) - 2, batch_dims=batch)
+    return Layout(role=Role.WEIGHT, fan_in=shape[-1], fan_out=shape[-2], units=units)
 
 
 def _conv(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
     if slot == 2:
-        return Layout(BIAS)
+        return Layout(role=Role.BIAS)
     if slot != 1 or len(shape) < 3:
         return None
-    g = int(node.attr("group", 1) or 1)
+    g = node.attrs.group or 1
     rf = _receptive(shape)
     groups = g if g > 1 and shape[0] % g == 0 else 1
-    facts = (("group", g),)
-    if node.op_type == "ConvTranspose":
-        # Stored (C, M/g, k...). Frameworks' default inits use shape[1]*k as "fan_in" (the
-        # ConvTranspose quirk, init-reference §1.3); units are output channels on axis 1,
-        # grouped by the input-channel axis 0.
-        return Layout(
-            WEIGHT,
-            shape[1] * rf,
-            shape[0] * rf,
-            UnitLayout(axis=1, groups=groups, group_axis=0),
-            facts,
-        )
-    return Layout(
-        WEIGHT, shape[1] * rf, shape[0] * rf, UnitLayout(axis=0, groups=groups, group_axis=0), facts
-    )
+    # Stored (M, C/g, k...); a ConvTranspose stores (C, M/g, k...), and frameworks' default
+    # inits use shape[1]*k as its "fan_in" too (the ConvTranspose quirk, init-reference §1.3):
+    # its units are output channels on axis 1, grouped by the input-channel axis 0.
+    axis = 1 if node.op_type == "ConvTranspose" else 0
+    units = UnitLayout(axis=axis, groups=groups, group_axis=0)
+    return Layout(role=Role.WEIGHT, fan_in=shape[1] * rf, fan_out=shape[0] * rf, units=units)
 
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -117,18 +81,17 @@ _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 def _recurrent(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
     gates = _GATES[node.op_type]
-    hidden = node.attr("hidden_size")
+    hidden = node.attrs.hidden_size
+    given = hidden if hidden is not None and hidden > 0 else None
     if slot in (1, 2) and len(shape) == 3:
-        h = int(hidden) if isinstance(hidden, int) and hidden > 0 else shape[1] // gates
-        facts = (("hidden_size", h), ("gates", gates))
+        h = given if given is not None else shape[1] // gates
         units = UnitLayout(axis=1, gates=gates, batch_dims=1) if shape[1] == gates * h else None
-        role = WEIGHT if slot == 1 else RECURRENT
-        return Layout(role, shape[2], shape[1], units, facts)
+        role = Role.WEIGHT if slot == 1 else Role.RECURRENT
+        return Layout(role=role, fan_in=shape[2], fan_out=shape[1], units=units, hidden_size=h)
     if slot == 3:
-        h = hidden if isinstance(hidden, int) and hidden > 0 else None
-        return Layout(BIAS, facts=(("hidden_size", h),) if h else ())
+        return Layout(role=Role.BIAS, hidden_size=given)
     if slot == 7 and node.op_type == "LSTM":
-        return Layout(SCALE)  # peephole weights
+        return Layout(role=Role.SCALE)  # peephole weights
     return None
 
 
@@ -136,12 +99,12 @@ def _gather(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
     if slot != 0 or len(shape) < 2:
         return None
     # (V, D) table: frameworks compute fans as torch does on a 2-D tensor (fan_in = D).
-    return Layout(EMBEDDING, shape[-1], shape[0])
+    return Layout(role=Role.EMBEDDING, fan_in=shape[-1], fan_out=shape[0])
 
 
 def _einsum(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
-    eq = node.attr("equation")
-    if not isinstance(eq, str) or "->" not in eq or slot > 1:
+    eq = node.attrs.equation
+    if eq is None or "->" not in eq or slot > 1:
         return None
     lhs, out = eq.replace(" ", "").split("->")
     operands = lhs.split(",")
@@ -153,7 +116,7 @@ def _einsum(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
     size = dict(zip(mine, shape, strict=True))
     fan_in = math.prod(size[c] for c in mine if c not in out)
     fan_out = math.prod(size[c] for c in mine if c in out and c not in other)
-    return Layout(WEIGHT, fan_in, fan_out)
+    return Layout(role=Role.WEIGHT, fan_in=fan_in, fan_out=fan_out)
 
 
 def _norm(
@@ -161,24 +124,24 @@ def _norm(
 ) -> Callable[[Node, int, tuple[int, ...]], Layout | None]:
     def rule(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
         if slot == scale_slot:
-            return Layout(NORM_SCALE)
+            return Layout(role=Role.NORM_SCALE)
         if slot == shift_slot:
-            return Layout(NORM_SHIFT)
-        return Layout(OTHER) if slot > 0 else None
+            return Layout(role=Role.NORM_SHIFT)
+        return Layout(role=Role.OTHER) if slot > 0 else None
 
     return rule
 
 
 def _ms_attention(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
     if slot == 1 and len(shape) == 2:  # (in_hidden, q+k+v hidden)
-        return Layout(WEIGHT, shape[0], shape[1], UnitLayout(axis=1))
+        return Layout(role=Role.WEIGHT, fan_in=shape[0], fan_out=shape[1], units=UnitLayout(axis=1))
     if slot == 2:
-        return Layout(BIAS)
+        return Layout(role=Role.BIAS)
     return None
 
 
 def _prelu(node: Node, slot: int, shape: tuple[int, ...]) -> Layout | None:
-    return Layout(SCALE) if slot == 1 else None
+    return Layout(role=Role.SCALE) if slot == 1 else None
 
 
 _RULES: Mapping[str, Callable[[Node, int, tuple[int, ...]], Layout | None]] = {
@@ -202,26 +165,6 @@ _RULES: Mapping[str, Callable[[Node, int, tuple[int, ...]], Layout | None]] = {
     "Attention": _ms_attention,
     "PRelu": _prelu,
 }
-
-# Ops that compute a linear map of their activation input with a weight operand.
-LINEAR_OPS = frozenset(
-    {
-        "Gemm",
-        "MatMul",
-        "Conv",
-        "ConvTranspose",
-        "Einsum",
-        "Attention",
-        "MatMulInteger",
-        "ConvInteger",
-        "QLinearConv",
-        "QLinearMatMul",
-        "MatMulNBits",
-        "QGemm",
-        "DynamicQuantizeMatMul",
-    }
-)
-
 
 # Quantized and fused ops lay their weight out like the float op they stand for.
 _ALIASES: Mapping[tuple[str, int], tuple[str, int]] = {

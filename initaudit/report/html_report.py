@@ -7,7 +7,7 @@ by depth with the IA203 band. Figures are inline SVG and the CSS and script are 
 so the file opens anywhere, offline, and can be attached to a CI run as one artifact.
 
 Like every reporter it formats finished records: histograms and densities come from
-stats/histogram.py, depth from stats/depth.py. The page is the same bytes for the same report
+stats/histogram.py, depth from signal/propagate.py. The page is the same bytes for the same report
 (plots.py pins matplotlib's random ids), so it can be diffed or cached.
 """
 

@@ -4,7 +4,7 @@ matplotlib is the optional extra ``initaudit[report]``: it is imported here only
 figure is first drawn, so nothing else in initaudit pays its import or needs it installed.
 Figures are built with the object-oriented API on an Agg canvas, never through pyplot, so no
 GUI backend and no global figure state is touched (a library may run inside someone's
-notebook). Everything plotted was computed upstream (stats/histogram.py, stats/depth.py);
+notebook). Everything plotted was computed upstream (stats/histogram.py, signal/propagate.py);
 this module only picks axis limits and colours.
 
 The SVG is byte-for-byte reproducible: a fixed ``svg.hashsalt`` (matplotlib otherwise salts

@@ -13,10 +13,9 @@ from typing import ClassVar
 
 from initaudit.config import DEFAULT, Config
 from initaudit.findings import Finding, Severity
-from initaudit.graph.layout import MATRIX_ROLES, OTHER
-from initaudit.graph.sites import WeightSite
-from initaudit.stats import SiteStats
-from initaudit.stats.depth import DepthProfile
+from initaudit.graph.model import MATRIX_ROLES, Role, WeightSite
+from initaudit.signal.model import DepthProfile
+from initaudit.stats.measure import SiteStats
 
 TRAINED_MIN_SIZE = 1024
 
@@ -43,7 +42,7 @@ class RuleContext:
     def parameters(self) -> Iterator[tuple[WeightSite, SiteStats]]:
         """Every trainable-looking tensor: weights, biases, norm affines, scales."""
         for site, st in self.measured():
-            if site.role != OTHER:
+            if site.role != Role.OTHER:
                 yield site, st
 
     def judged(self) -> Iterator[tuple[WeightSite, SiteStats]]:

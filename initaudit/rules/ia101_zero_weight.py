@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
-from initaudit.graph.sites import WeightSite
+from initaudit.graph.model import WeightSite
 from initaudit.rules._base import Rule, RuleContext
 
 

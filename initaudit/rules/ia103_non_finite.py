@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
-from initaudit.graph.layout import OTHER
+from initaudit.graph.model import Role
 from initaudit.rules._base import Rule, RuleContext
 
 
@@ -35,7 +35,7 @@ class NonFiniteValues(Rule):
     def check(self, ctx: RuleContext) -> Iterator[Finding]:
         for site, st in ctx.measured():
             m = st.moments
-            bad = m.n_nan if site.role == OTHER else m.n_nonfinite
+            bad = m.n_nan if site.role == Role.OTHER else m.n_nonfinite
             if bad == 0:
                 continue
             parts = [

@@ -5,9 +5,9 @@ import re
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
-from initaudit.graph.sites import WeightSite
+from initaudit.graph.model import WeightSite
 from initaudit.rules._base import Rule, RuleContext
-from initaudit.stats import SiteStats
+from initaudit.stats.measure import SiteStats
 from initaudit.stats.schemes import recommended
 
 

@@ -5,7 +5,7 @@ from collections.abc import Iterator, Sequence
 
 from initaudit.findings import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
-from initaudit.stats.depth import DepthLayer
+from initaudit.signal.model import DepthLayer
 
 # Weighted layers since the last reset before a level outside the band counts as depth.
 MIN_COMPOUNDING = 2

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
 from initaudit.graph.facts import name_template
-from initaudit.graph.sites import WeightSite
+from initaudit.graph.model import WeightSite
 from initaudit.rules._base import Rule, RuleContext
-from initaudit.stats import SiteStats
+from initaudit.stats.measure import SiteStats
 
 MIN_GROUP = 3
 SPREAD = 1.25  # a sibling this far from the group's median std is an outlier

@@ -3,18 +3,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
-from initaudit.graph.layout import BIAS, NORM_SCALE
+from initaudit.graph.model import Role
 from initaudit.rules._base import Rule, RuleContext
 
 _WHAT = {
-    BIAS: "bias is not zero or a framework default",
-    NORM_SCALE: "norm scale is not one",
-    "norm_shift": "norm shift is not zero",
+    Role.BIAS: "bias is not zero or a framework default",
+    Role.NORM_SCALE: "norm scale is not one",
+    Role.NORM_SHIFT: "norm shift is not zero",
 }
 _FIX = {
-    BIAS: "nn.init.zeros_(b) (or keep the framework default)",
-    NORM_SCALE: "nn.init.ones_(norm.weight)",
-    "norm_shift": "nn.init.zeros_(norm.bias)",
+    Role.BIAS: "nn.init.zeros_(b) (or keep the framework default)",
+    Role.NORM_SCALE: "nn.init.ones_(norm.weight)",
+    Role.NORM_SHIFT: "nn.init.zeros_(norm.bias)",
 }
 
 
@@ -52,7 +52,7 @@ class AffineNotDefault(Rule):
             if v is None or v.expected:
                 continue
             msg = f"{_WHAT[site.role]}: {v.scheme}"
-            if site.role == NORM_SCALE and v.scheme == "zeros":
+            if site.role == Role.NORM_SCALE and v.scheme == "zeros":
                 msg += (
                     "; this matches Gemma-style (1 + w) RMSNorm or a zero_init_residual "
                     "BatchNorm gamma, which is intentional there"

@@ -24,8 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from initaudit.graph.facts import ModelFacts
-from initaudit.graph.sites import WeightSite
+from initaudit.graph.model import ModelFacts, WeightSite
 from initaudit.stats import dists
 from initaudit.stats.kolmogorov import critical_value
 from initaudit.stats.moments import TensorStats, compute_stats

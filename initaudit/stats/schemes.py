@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from initaudit.graph.facts import ModelFacts
-from initaudit.graph.layout import EMBEDDING, RECURRENT, WEIGHT
-from initaudit.graph.sites import WeightSite
+from initaudit.graph.model import ModelFacts, Role, WeightSite
+from initaudit.graph.ops import CONV_OPS
 
 # std of a standard normal truncated at ±2: Keras/JAX/Flax/timm divide by it (§6).
 TN_STD = 0.87962566103423978
@@ -176,12 +175,12 @@ def candidates(site: WeightSite, facts: ModelFacts) -> list[Scheme]:
     """
     fi, fo = site.fan_in, site.fan_out
     out: list[Scheme] = []
-    if site.role == EMBEDDING:
+    if site.role == Role.EMBEDDING:
         out += _embedding_schemes(fi, facts.widths)
         if fi and fo:
             out += _fan_table(fi, fo, False)
-    if site.role in (WEIGHT, RECURRENT) and fi and fo:
-        conv = site.op_type in ("Conv", "ConvTranspose", "QLinearConv", "ConvInteger")
+    if site.role in (Role.WEIGHT, Role.RECURRENT) and fi and fo:
+        conv = site.op_type in CONV_OPS
         out += (replace(c, context=True) for c in _context_schemes(site, facts, fi))
         out += _fan_table(fi, fo, conv)
         if site.op_type in ("Einsum", "MatMul") and len(site.shape) >= 3:
@@ -266,8 +265,8 @@ def _embedding_schemes(dim: int | None, widths: tuple[int, ...] = ()) -> Iterato
 def _context_schemes(site: WeightSite, facts: ModelFacts, fi: int) -> Iterator[Scheme]:
     """Schemes tied to where the layer sits: residual outputs, attention queries, recurrences."""
     end = site.activation.end if site.activation else None
-    hidden = site.fact("hidden_size")
-    if isinstance(hidden, int) and hidden > 0:
+    hidden = site.hidden_size
+    if hidden is not None and hidden > 0:
         yield _u(
             "pytorch_default",
             "pytorch_default (rnn: U(+-1/sqrt(hidden_size)))",
@@ -326,7 +325,7 @@ def _context_schemes(site: WeightSite, facts: ModelFacts, fi: int) -> Iterator[S
 def recommended(site: WeightSite) -> Scheme | None:
     """The textbook scheme for this layer's activation: what a fix should use."""
     fi, fo = site.fan_in, site.fan_out
-    if not fi or not fo or site.role not in (WEIGHT, RECURRENT):
+    if not fi or not fo or site.role not in (Role.WEIGHT, Role.RECURRENT):
         return None
     act = site.activation
     kind = act.kind if act else "unknown"

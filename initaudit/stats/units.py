@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from initaudit.graph.layout import UnitLayout
+from initaudit.graph.model import UnitLayout
 from initaudit.stats.values import CHUNK, Values, as_values
 
 _SEED = 0x1A104
@@ -35,7 +35,7 @@ SAMPLED_FEATURES = 64
 MAX_CANDIDATES = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EqualUnits:
     n_units: int  # units compared (over all groups)
     groups: tuple[tuple[int, ...], ...]  # each: indices (along the unit axis) of equal units
@@ -91,8 +91,8 @@ def find_duplicate_units(
         for run in _candidates(block):
             groups.extend(_exact_groups(blk, run, offset))
     if not groups:
-        return EqualUnits(n_units, ())
-    return EqualUnits(n_units, tuple(sorted(groups)))
+        return EqualUnits(n_units=n_units, groups=())
+    return EqualUnits(n_units=n_units, groups=tuple(sorted(groups)))
 
 
 def _all_finite(blk: Values) -> bool:

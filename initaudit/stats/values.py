@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from initaudit.errors import InputError
-from initaudit.graph.sites import WeightSite
+from initaudit.graph.model import WeightSite
 from initaudit.stats.decode import Widen, widener
 from initaudit.store import TensorStore
 

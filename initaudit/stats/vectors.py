@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initaudit.graph.layout import BIAS, NORM_SCALE, NORM_SHIFT
-from initaudit.graph.sites import WeightSite
+from initaudit.graph.model import Role, WeightSite
 from initaudit.stats.moments import TensorStats
 from initaudit.stats.values import Values, as_values
 
@@ -28,19 +27,23 @@ class VectorFit:
 
 
 def fit_vector(site: WeightSite, values: Values | np.ndarray, m: TensorStats) -> VectorFit | None:
-    if site.role not in (BIAS, NORM_SCALE, NORM_SHIFT) or m.size == 0 or m.n_nonfinite:
+    if (
+        site.role not in (Role.BIAS, Role.NORM_SCALE, Role.NORM_SHIFT)
+        or m.size == 0
+        or m.n_nonfinite
+    ):
         return None
     lo, hi = m.min or 0.0, m.max or 0.0
     if lo == hi:
         v = lo
         name = "zeros" if v == 0 else "ones" if v == 1 else f"constant({v:.6g})"
-        if site.role == NORM_SCALE:
+        if site.role == Role.NORM_SCALE:
             return VectorFit(name, v == 1.0)
-        if site.role == NORM_SHIFT:
+        if site.role == Role.NORM_SHIFT:
             return VectorFit(name, v == 0.0)
         # A constant head bias is timm's -log(num_classes) (jax_nlhb) or a deliberate prior.
         return VectorFit(name, v == 0.0 or _is_log_prior(v, m.size))
-    if site.role == BIAS:
+    if site.role == Role.BIAS:
         return _bias_fit(site, values, m)
     return VectorFit(f"std={m.std:.3g}", False)
 
@@ -57,9 +60,7 @@ def _bias_fit(site: WeightSite, values: Values | np.ndarray, m: TensorStats) -> 
         return VectorFit(f"normal(std={m.std:.2g}) (near zero)", True)
     absmax = max(abs(m.min or 0.0), abs(m.max or 0.0))
     bounds = [
-        1.0 / math.sqrt(f)
-        for f in (site.fan_in, site.fact("hidden_size"))
-        if isinstance(f, int) and f > 0
+        1.0 / math.sqrt(f) for f in (site.fan_in, site.hidden_size) if f is not None and f > 0
     ]
     for b in bounds:
         # Uniform on ±b: nothing beyond b (fp16 rounding aside), and the spread of a uniform.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from initaudit.graph.sites import find_sites
+from initaudit.graph.build import build_graph
 from initaudit.load import load_model
 from tests import _models as M
 
@@ -23,7 +23,7 @@ def _act(tmp_path: Path, nodes, inits=()) -> tuple[str, bool]:
         [M.value_info("x", [2, 16])],
         [M.value_info(all_nodes[-1].output[0], None)],
     )
-    site = {s.name: s for s in find_sites(load_model(M.save(m, tmp_path / "m.onnx")))}["W"]
+    site = {s.name: s for s in build_graph(load_model(M.save(m, tmp_path / "m.onnx"))).sites}["W"]
     assert site.activation is not None
     return site.activation.label, site.activation.normalized
 

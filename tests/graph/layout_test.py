@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from initaudit.graph.sites import WeightSite, find_sites
+from initaudit.graph.build import build_graph
+from initaudit.graph.model import WeightSite
 from initaudit.load import load_model
 from tests import _models as M
 
 
 def _sites(tmp_path: Path, m) -> dict[str, WeightSite]:
-    return {s.name: s for s in find_sites(load_model(M.save(m, tmp_path / "m.onnx")))}
+    return {s.name: s for s in build_graph(load_model(M.save(m, tmp_path / "m.onnx"))).sites}
 
 
 def _w(*shape: int) -> np.ndarray:
@@ -56,7 +57,7 @@ def test_recurrent_weights_and_bias(tmp_path: Path) -> None:
     node = helper.make_node("LSTM", ["x", "W", "R", "B"], ["Y"], hidden_size=h)
     m = M.model([node], inits, [M.value_info("x", [5, 1, i])], [M.value_info("Y", None)])
     s = _sites(tmp_path, m)
-    assert (s["W"].role, s["W"].fan_in, s["W"].fact("hidden_size")) == ("weight", i, h)
+    assert (s["W"].role, s["W"].fan_in, s["W"].hidden_size) == ("weight", i, h)
     assert (s["R"].role, s["R"].fan_in) == ("recurrent_weight", h)
     assert s["B"].role == "bias"
     assert s["W"].activation is not None and s["W"].activation.kind == "tanh"

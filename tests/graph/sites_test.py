@@ -8,14 +8,15 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from initaudit.graph.sites import WeightSite, find_sites
+from initaudit.graph.build import build_graph
+from initaudit.graph.model import WeightSite
 from initaudit.load import load_model
 from initaudit.stats.values import site_values
 from tests import _models as M
 
 
 def _sites(tmp_path: Path, m: onnx.ModelProto) -> dict[str, WeightSite]:
-    return {s.name: s for s in find_sites(load_model(M.save(m, tmp_path / "m.onnx")))}
+    return {s.name: s for s in build_graph(load_model(M.save(m, tmp_path / "m.onnx"))).sites}
 
 
 def n(op: str, ins: list[str], out: str, **kw: object) -> onnx.NodeProto:
@@ -180,10 +181,10 @@ def test_per_axis_quantized_conv_weight_is_dequantized(tmp_path: Path) -> None:
     zp = np.zeros(8, np.int8)
     p = M.save(_qdq_model(q, scale, zp, axis=0), tmp_path / "q.onnx")
     loaded = load_model(p)
-    site = {s.name: s for s in find_sites(loaded)}["Wq"]
+    site = {s.name: s for s in build_graph(loaded).sites}["Wq"]
     assert (site.role, site.fan_in, site.quant is not None) == ("weight", 36, True)
     np.testing.assert_allclose(site_values(site, loaded.store), q * scale[:, None, None, None])
-    assert "s" not in {s.name for s in find_sites(loaded)}
+    assert "s" not in {s.name for s in build_graph(loaded).sites}
 
 
 def test_blocked_int4_dequantization(tmp_path: Path) -> None:
@@ -196,6 +197,6 @@ def test_blocked_int4_dequantization(tmp_path: Path) -> None:
     inits = [M.tensor("Wq", q, onnx.TensorProto.INT4), M.tensor("s", scale)]
     m = M.model(nodes, inits, [M.value_info("x", [2, 32])], [M.value_info("out", None)], opset=21)
     loaded = load_model(M.save(m, tmp_path / "q.onnx"))
-    site = {s.name: s for s in find_sites(loaded)}["Wq"]
+    site = {s.name: s for s in build_graph(loaded).sites}["Wq"]
     np.testing.assert_allclose(site_values(site, loaded.store), q * 0.05)
     assert (site.fan_in, site.fan_out) == (32, 8)

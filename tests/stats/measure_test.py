@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initaudit.graph.sites import find_sites
+from initaudit.graph.build import build_graph
 from initaudit.load import load_model
-from initaudit.stats import Progress, _transposed_equal, measure_all
+from initaudit.stats.measure import Progress, _transposed_equal, measure_all
 from initaudit.stats.values import as_values
 
 TORCH = Path(__file__).resolve().parent.parent.parent / "fixtures" / "torch"
@@ -29,9 +29,9 @@ FIXTURES = [
 def test_threads_give_the_serial_statistics(name: str) -> None:
     loaded = load_model(TORCH / name)
     try:
-        sites = find_sites(loaded)
-        serial = measure_all(sites, loaded.store, jobs=1)
-        threaded = measure_all(sites, loaded.store, jobs=2)
+        graph = build_graph(loaded)
+        serial = measure_all(graph.sites, graph.facts, loaded.store, jobs=1)
+        threaded = measure_all(graph.sites, graph.facts, loaded.store, jobs=2)
     finally:
         loaded.close()
     assert list(threaded) == list(serial)
@@ -42,12 +42,12 @@ def test_progress_counts_every_tensor_and_byte_once() -> None:
     loaded = load_model(TORCH / "hf_gpt2_tiny__dynamo.onnx")
     seen: list[Progress] = []
     try:
-        sites = find_sites(loaded)
-        measure_all(sites, loaded.store, jobs=2, progress=seen.append)
+        graph = build_graph(loaded)
+        measure_all(graph.sites, graph.facts, loaded.store, jobs=2, progress=seen.append)
     finally:
         loaded.close()
     assert (seen[0].tensors_done, seen[0].bytes_done) == (0, 0)
-    assert [p.tensors_done for p in seen] == list(range(len(sites) + 1))
+    assert [p.tensors_done for p in seen] == list(range(len(graph.sites) + 1))
     assert seen[-1].bytes_done == seen[-1].bytes_total > 0
 
 

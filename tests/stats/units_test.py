@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from initaudit.graph.layout import UnitLayout
+from initaudit.graph.model import UnitLayout
 from initaudit.stats.decode import widener
 from initaudit.stats.units import find_duplicate_units
 from initaudit.stats.values import Values

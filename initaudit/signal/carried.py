@@ -1,4 +1,4 @@
-"""The signal a depth prediction carries, and the op tables it consults (stats/depth.py).
+"""The signal a depth prediction carries (signal/propagate.py).
 
 A :class:`Sig` is one value's second moment, the level at its last reset (input, embedding,
 normalization), the weighted layers since that reset, and, while it is an elementwise
@@ -12,57 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initaudit.graph.activations import NORM_OPS, PASS_OPS
-from initaudit.graph.index import Node
-from initaudit.stats.gains import _W, _Z
-
-# What the activation walk treats as transparent is transparent here too; Concat is modelled
-# on its own (it averages its inputs), and a dynamic quantizer's data output is the signal.
-NORMS = NORM_OPS
-PASS = (PASS_OPS - {"Concat"}) | {"DynamicQuantizeLinear"}
-# Outputs that describe a tensor rather than carry its signal.
-NO_SIGNAL = frozenset(
-    {
-        "Shape",
-        "Size",
-        "NonZero",
-        "ArgMax",
-        "ArgMin",
-        "TopK",
-        "Range",
-        "ConstantOfShape",
-        "EyeLike",
-        "RandomNormalLike",
-        "RandomUniformLike",
-    }
-)
-UNARY = {
-    "Relu": "relu",
-    "Tanh": "tanh",
-    "Sigmoid": "sigmoid",
-    "Gelu": "gelu",
-    "Softplus": "softplus",
-    "Mish": "mish",
-    "HardSwish": "hardswish",
-    "HardSigmoid": "hardsigmoid",
-    "Selu": "selu",
-    "Elu": "elu",
-    "Celu": "celu",
-    "LeakyRelu": "leaky_relu",
-    "Softsign": "softsign",
-    "Sin": "sin",
-    "Abs": "abs",
-}
-EW_UNARY = {
-    "Erf": None,
-    "Sqrt": np.sqrt,
-    "Reciprocal": np.reciprocal,
-    "Neg": np.negative,
-    "Exp": np.exp,
-    "Log": np.log,
-    "Cos": np.cos,
-}
-REDUCE = frozenset({"ReduceMean", "ReduceSum", "ReduceL2", "ReduceSumSquare", "ReduceMax"})
+from initaudit.graph.model import Node
+from initaudit.signal.gains import NODES, WEIGHTS
 
 
 @dataclass
@@ -86,7 +37,7 @@ class State:
 def gaussian(st: State, q: float, base: float, hops: int = 0) -> Sig:
     st.next_src += 1
     q = max(q, 0.0)
-    return Sig(q, base, math.sqrt(q) * _Z, st.next_src, hops=hops)
+    return Sig(q, base, math.sqrt(q) * NODES, st.next_src, hops=hops)
 
 
 def sum_base(a: Sig, b: Sig) -> float:
@@ -100,7 +51,7 @@ def sum_base(a: Sig, b: Sig) -> float:
 
 def divides_by_stat(node: Node, fwd: State) -> bool:
     """x · rsqrt(mean(x²)) and the like: a decomposed normalization, which the forward pass
-    resets at (:meth:`Propagator._binary`); the backward pass resets there too."""
+    resets at (signal/forward.py, ``_binary``); the backward pass resets there too."""
     if node.op_type not in ("Mul", "Div"):
         return False
     a, b = (fwd.sig.get(i) for i in node.inputs[:2]) if len(node.inputs) >= 2 else (None, None)
@@ -116,7 +67,7 @@ def divides_by_stat(node: Node, fwd: State) -> bool:
 
 def moment(pts: np.ndarray) -> float:
     with np.errstate(all="ignore"):
-        v = float(np.sum(_W * np.square(pts)))
+        v = float(np.sum(WEIGHTS * np.square(pts)))
     return v if math.isfinite(v) else math.inf
 
 

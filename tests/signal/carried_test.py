@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from initaudit.graph.index import Node
-from initaudit.stats.signal import State, apply_op, divides_by_stat, gaussian, moment, sum_base
+from initaudit.graph.model import Node
+from initaudit.signal.carried import State, apply_op, divides_by_stat, gaussian, moment, sum_base
 
 
 def test_a_gaussian_source_is_sampled_at_its_second_moment() -> None:
@@ -26,7 +26,7 @@ def test_a_residual_sum_is_as_far_from_its_reset_as_its_further_input() -> None:
 
 
 def _node(op: str, inputs: tuple[str, ...]) -> Node:
-    return Node(0, op, op, "", inputs, ("y",), {})
+    return Node(id=0, name=op, op_type=op, domain="", inputs=inputs, outputs=("y",))
 
 
 def test_dividing_a_value_by_a_statistic_of_itself_is_a_normalization() -> None:

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import cache
 
 import numpy as np
 
-_Z, _W = np.polynomial.hermite_e.hermegauss(64)
-_W = _W / _W.sum()
+# The 64-point Gauss–Hermite rule for a standard normal: E[f(z)] = sum(WEIGHTS * f(NODES)).
+NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(64)
+WEIGHTS = WEIGHTS / WEIGHTS.sum()
 
 # math.erf elementwise: the functions here only ever see the 64 quadrature points, where a
 # Python loop costs microseconds and scipy.special's import (~0.25 s, every run) is avoided.
@@ -65,7 +65,8 @@ def _elu(alpha: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
 
 
-def _fn(kind: str, alpha: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
+def activation_fn(kind: str, alpha: float | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The activation ``kind`` as a numpy function (None for kinds without one)."""
     a = 0.01 if alpha is None else alpha
     table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "relu": lambda x: np.maximum(x, 0.0),
@@ -95,24 +96,15 @@ def _derivative(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndar
     return (f(x + h) - f(x - h)) / (2 * h)
 
 
-@cache
 def factors(kind: str, alpha: float | None, log10_q: float) -> tuple[float, float] | None:
-    """(forward E[f(x)²]/q, backward E[f'(x)²]) for x ~ N(0, q); None for unknown kinds.
-
-    Cached on a rounded log10(q), so a deep network costs a handful of quadratures.
-    """
-    f = _fn(kind, alpha)
+    """(forward E[f(x)²]/q, backward E[f'(x)²]) for x ~ N(0, 10**log10_q); None for unknown
+    kinds. The table above is ``factors(kind, None, 0.0)``; the depth model evaluates the
+    same quadrature on each value's own sampled function instead."""
+    f = activation_fn(kind, alpha)
     if f is None:
         return None
     q = 10.0**log10_q
-    x = math.sqrt(q) * _Z
-    fwd = float(np.sum(_W * f(x) ** 2)) / q
-    bwd = float(np.sum(_W * _derivative(f, x) ** 2))
+    x = math.sqrt(q) * NODES
+    fwd = float(np.sum(WEIGHTS * f(x) ** 2)) / q
+    bwd = float(np.sum(WEIGHTS * _derivative(f, x) ** 2))
     return fwd, bwd
-
-
-def activation_factors(kind: str, alpha: float | None, q: float) -> tuple[float, float] | None:
-    if q <= 0 or not math.isfinite(q):
-        return None
-    lq = round(math.log10(q), 2)
-    return factors(kind, alpha, max(min(lq, 30.0), -30.0))

@@ -1,0 +1,45 @@
+"""The signal stage's product: the predicted depth profile IA203 judges."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from initaudit.graph.model import ModelGraph, WeightSite
+
+
+@dataclass(frozen=True, kw_only=True)
+class DepthLayer:
+    """One weighted layer of the path, in topological order."""
+
+    tensor: str
+    node: str
+    op_type: str
+    log10_forward: float  # signal second moment where this layer's output propagates
+    log10_backward: float  # total squared gradient there, relative to the last layer's
+    step_forward: float  # log10 gain of this layer (weight and what precedes the next one)
+    log10_output: float  # the layer's own output (inside a residual branch, say)
+    judged: bool = True  # on the path IA203 judges (the residual stream, or every layer)
+    zero: bool = False  # an all-zero weight: IA101 reports it, IA203 does not judge past it
+    # Weighted layers compounding since the last reset, up to here (forward) and from the
+    # outputs back to here (backward): one layer alone scales, it does not compound.
+    hops_forward: int = 0
+    hops_backward: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DepthProfile:
+    layers: tuple[DepthLayer, ...]
+    assumptions: tuple[str, ...] = ()  # op types whose effect was assumed, not modelled
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    """What the propagation knows of the model's parameters: the graph, E[w²] of every
+    weight (dequantized), which node each weight drives, and E[v²] of the vectors (biases,
+    norm affines, scales) the signal meets."""
+
+    graph: ModelGraph
+    m2: Mapping[str, float]
+    weight_of: Mapping[int, WeightSite]
+    affine: Mapping[str, float]
