@@ -23,8 +23,8 @@ import onnx
 
 from initaudit import config_file
 from initaudit._version import __version__
-from initaudit.audit import audit_file
-from initaudit.config import DEFAULT, THRESHOLDS, Config, Override
+from initaudit.audit import AuditOptions, audit_file
+from initaudit.config import THRESHOLDS, Config, Override
 from initaudit.errors import ConfigError
 from initaudit.findings import Finding, Severity
 from initaudit.report.model import ErrorEntry, FileResult, Report, Summary, TensorReport
@@ -34,22 +34,30 @@ MODEL_PROTO_PATH = "<ModelProto>"
 """The ``FileResult.path`` of a model passed as an ``onnx.ModelProto``."""
 
 
-def audit(model: str | os.PathLike[str] | onnx.ModelProto, config: Config | None = None) -> Report:
+def audit(
+    model: str | os.PathLike[str] | onnx.ModelProto,
+    config: Config | None = None,
+    *,
+    options: AuditOptions | None = None,
+) -> Report:
     """Audit one model, given as a path or an in-memory ``onnx.ModelProto``.
 
     Never raises for a bad model file: like the command line, the problem becomes
     ``report.files[0].error`` and ``report.exit_code()`` is 2. ``config`` defaults to the
-    built-in defaults (no file is read). A ModelProto is written to a private temporary
-    folder and read back through the same loader as a file, so both give the same answer;
-    one whose tensors point at external data files raises ValueError (pass its path instead,
-    so the data can be found next to it).
+    built-in defaults (no file is read); ``options`` sets the rest of a run (threads,
+    ``propagate``, histograms), and ``config``, when given, replaces its ``config``. A
+    ModelProto is written to a private temporary folder and read back through the same
+    loader as a file, so both give the same answer; one whose tensors point at external data
+    files raises ValueError (pass its path instead, so the data can be found next to it).
     """
-    cfg = DEFAULT if config is None else config
+    opts = options or AuditOptions()
+    if config is not None:
+        opts = dataclasses.replace(opts, config=config)
     if isinstance(model, onnx.ModelProto):
-        result = _audit_proto(model, cfg)
+        result = _audit_proto(model, opts)
     else:
-        result = audit_file(model, config=cfg)
-    return Report((result,), __version__, cfg.fail_level)
+        result = audit_file(model, opts)
+    return Report((result,), __version__, opts.config.fail_level)
 
 
 def load_config(
@@ -65,12 +73,12 @@ def load_config(
     return config_file.load_config(path, codes=CODES, start=start, warn=warn)
 
 
-def _audit_proto(model: onnx.ModelProto, config: Config) -> FileResult:
+def _audit_proto(model: onnx.ModelProto, options: AuditOptions) -> FileResult:
     with tempfile.TemporaryDirectory(prefix="initaudit-") as folder:
         path = os.path.join(folder, "model.onnx")
         with open(path, "wb") as fh:
             fh.write(model.SerializeToString())
-        result = audit_file(path, config=config)
+        result = audit_file(path, options)
     if result.error is not None and result.error.code.startswith("external-data"):
         raise ValueError(
             "this ModelProto keeps tensors in external data files; pass the model's path "
@@ -82,6 +90,7 @@ def _audit_proto(model: onnx.ModelProto, config: Config) -> FileResult:
 __all__ = [
     "MODEL_PROTO_PATH",
     "THRESHOLDS",
+    "AuditOptions",
     "Config",
     "ConfigError",
     "ErrorEntry",

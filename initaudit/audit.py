@@ -9,12 +9,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from initaudit._version import __version__
 from initaudit.config import DEFAULT, Config
 from initaudit.errors import InputError
-from initaudit.findings import Severity
 from initaudit.graph.build import build_graph
 from initaudit.graph.model import ModelGraph, Role, WeightSite
 from initaudit.load import LoadedModel, load_model
@@ -22,28 +21,36 @@ from initaudit.report.model import DepthEntry, ErrorEntry, FileResult, Report, T
 from initaudit.rules import ALL_RULES, Rule, RuleContext, run_rules
 from initaudit.runtime import PropagationError, measure_outputs
 from initaudit.signal.propagate import propagate
-from initaudit.stats.measure import Progress, SiteStats, measure_all
+from initaudit.stats.measure import Progress, SiteStats, default_jobs, measure_all
 
 
-def audit_file(
-    path: str | os.PathLike[str],
-    rules: Sequence[type[Rule]] = ALL_RULES,
-    debug: bool = False,
-    config: Config = DEFAULT,
-    propagate: Mapping[str, tuple[int, ...]] | None = None,
-    *,
-    jobs: int = 1,
-    progress: Callable[[str, Progress], None] | None = None,
-    histograms: bool = False,
-) -> FileResult:
+@dataclass(frozen=True, kw_only=True)
+class AuditOptions:
+    """How to audit: one record travels from the caller (the CLI, the Python API) to each file.
+
+    ``config`` holds selection, thresholds, overrides and ``fail_on``. ``jobs`` threads measure
+    the tensors (None: every core this process may use; the report is the same for any
+    number). ``propagate`` (input shapes by name, possibly empty) also runs the model on
+    random inputs to measure each layer's output scale beside the prediction
+    (``--propagate``); None does not run it. ``histograms`` bins every tensor's values for
+    ``--html``. ``progress`` is called with the path and a :class:`Progress` after each
+    tensor (the progress bar). ``debug`` re-raises an internal error instead of reporting it.
+    """
+
+    config: Config = DEFAULT
+    rules: tuple[type[Rule], ...] = ALL_RULES
+    jobs: int | None = None
+    propagate: Mapping[str, tuple[int, ...]] | None = None
+    histograms: bool = False
+    progress: Callable[[str, Progress], None] | None = None
+    debug: bool = False
+
+
+DEFAULT_OPTIONS = AuditOptions()
+
+
+def audit_file(path: str | os.PathLike[str], options: AuditOptions = DEFAULT_OPTIONS) -> FileResult:
     """Audit one model file; any problem becomes the result's ``error``, never an exception.
-
-    ``jobs`` threads measure the tensors (the report is the same for any number); ``progress``
-    is called with the path and a :class:`Progress` after each tensor (``--jobs``, the bar).
-
-    ``propagate`` (input shapes by name, possibly empty) also runs the model on random inputs
-    to measure each layer's output scale next to the prediction (``--propagate``).
-    ``histograms`` bins every tensor's values into ``TensorReport.histogram`` (``--html``).
 
     An unexpected exception is a bug in initaudit, but it still must not hide the other files'
     results or print a traceback in CI: it becomes an ``internal`` error entry (``--debug``
@@ -54,18 +61,23 @@ def audit_file(
     try:
         loaded = load_model(path)
         try:
-            on_tensor = None if progress is None else (lambda p: progress(shown, p))
-            return _audit_loaded(
-                shown, loaded, rules, config, jobs, on_tensor, histograms, propagate
-            )
+            return _audit_loaded(shown, loaded, options)
         finally:
             loaded.close()
     except InputError as exc:
         return FileResult(shown, ErrorEntry(exc.code, exc.message))
     except Exception as exc:
-        if debug:
+        if options.debug:
             raise
         return FileResult(shown, ErrorEntry("internal", _internal_message(exc)))
+
+
+def audit_paths(
+    paths: Sequence[str | os.PathLike[str]], options: AuditOptions = DEFAULT_OPTIONS
+) -> Report:
+    """Audit each model in turn; the report fails on ``options.config.fail_on``."""
+    results = tuple(audit_file(p, options) for p in paths)
+    return Report(results, __version__, options.config.fail_level)
 
 
 def _internal_message(exc: Exception) -> str:
@@ -73,23 +85,21 @@ def _internal_message(exc: Exception) -> str:
     return f"internal error ({type(exc).__name__}: {first}); rerun with --debug"
 
 
-def _audit_loaded(
-    shown: str,
-    loaded: LoadedModel,
-    rules: Sequence[type[Rule]],
-    config: Config,
-    jobs: int = 1,
-    progress: Callable[[Progress], None] | None = None,
-    histograms: bool = False,
-    shapes: Mapping[str, tuple[int, ...]] | None = None,
-) -> FileResult:
+def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> FileResult:
+    config = options.config
+    report_progress = options.progress
     graph = build_graph(loaded)
     sites = graph.sites
     stats = measure_all(
-        sites, graph.facts, loaded.store, jobs=jobs, progress=progress, histograms=histograms
+        sites,
+        graph.facts,
+        loaded.store,
+        jobs=options.jobs or default_jobs(),
+        progress=None if report_progress is None else (lambda p: report_progress(shown, p)),
+        histograms=options.histograms,
     )
     depth = propagate(graph, _second_moments(stats))
-    selected = [r for r in rules if config.selects(r.code)]
+    selected = [r for r in options.rules if config.selects(r.code)]
     findings = run_rules(RuleContext(sites, stats, config, depth), selected)
     # Per-tensor overrides (ignore, allow-zeros) apply to what rules found, so no rule needs
     # to know about them; a node glob matches any node that reads the tensor.
@@ -115,7 +125,9 @@ def _audit_loaded(
         layers,
         depth.assumptions,
     )
-    return result if shapes is None else _with_measurement(result, loaded, graph, shapes)
+    if options.propagate is None:
+        return result
+    return _with_measurement(result, loaded, graph, options.propagate)
 
 
 def _with_measurement(
@@ -200,24 +212,3 @@ def _scheme_label(st: SiteStats) -> str | None:
     if st.fit.scheme is not None:
         return st.fit.scheme
     return st.vector.scheme if st.vector is not None else None
-
-
-def audit_paths(
-    paths: Sequence[str | os.PathLike[str]],
-    fail_on: Severity | None = Severity.ERROR,
-    rules: Sequence[type[Rule]] = ALL_RULES,
-    debug: bool = False,
-    config: Config = DEFAULT,
-    propagate: Mapping[str, tuple[int, ...]] | None = None,
-    *,
-    jobs: int = 1,
-    progress: Callable[[str, Progress], None] | None = None,
-    histograms: bool = False,
-) -> Report:
-    results = tuple(
-        audit_file(
-            p, rules, debug, config, propagate, jobs=jobs, progress=progress, histograms=histograms
-        )
-        for p in paths
-    )
-    return Report(results, __version__, fail_on)

@@ -31,7 +31,7 @@ from hypothesis import currently_in_test_context as in_hypothesis
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from initaudit.audit import audit_file
+from initaudit.audit import AuditOptions, audit_file
 from initaudit.cli import cli
 from initaudit.errors import INPUT_ERROR_CODES
 from tests import _fuzzing as F
@@ -200,7 +200,7 @@ def _check_audit(folder: Path, data: bytes, pieces: bool) -> None:
     path = folder / "model" / "m.onnx"
     path.write_bytes(data)
     with F.keep_on_hang(data), F.time_limit(F.TIME_LIMIT), F.piece_bytes(256 if pieces else 0):
-        result = audit_file(path, debug=True)  # debug: a bug shows its traceback here
+        result = audit_file(path, AuditOptions(debug=True))  # debug: a bug shows its traceback here
     outcome = result.error.code if result.error else "audited"
     if in_hypothesis():
         event(f"outcome: {outcome}")  # tallied by --hypothesis-show-statistics

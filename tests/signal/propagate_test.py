@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from initaudit.audit import audit_file
+from initaudit.audit import AuditOptions, audit_file
 from initaudit.report.model import FileResult
 from tests import _models as M
 
@@ -207,7 +207,7 @@ def test_prediction_agrees_with_measurement(tmp_path: Path, build) -> None:
     inputs. Attention outputs (probs·V) are bounded above by the prediction: near-uniform
     attention at init averages V over the sequence, which the graph does not fix."""
     path = M.save(build(), tmp_path / "m.onnx")
-    result = audit_file(path, propagate={})
+    result = audit_file(path, AuditOptions(propagate={}))
     assert result.notes == ()
     checked = 0
     for d in result.depth:
