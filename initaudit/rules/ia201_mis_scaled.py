@@ -8,7 +8,7 @@ from initaudit.findings import Finding, Severity
 from initaudit.graph.model import WeightSite
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
-from initaudit.stats.schemes import recommended
+from initaudit.stats.recommend import recommended
 
 
 class MisScaled(Rule):

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
 from initaudit.rules._base import Rule, RuleContext
-from initaudit.stats.schemes import recommended
+from initaudit.stats.recommend import recommended
 
 DEEP = 8  # this many unnormalized ReLU layers make a gain of 1 compound into a real loss
 

@@ -19,18 +19,27 @@ Decision procedure (README "How schemes are identified"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from initaudit.graph.model import ModelFacts, WeightSite
 from initaudit.stats import dists
+from initaudit.stats.dists import family_cdf, ks_statistic
 from initaudit.stats.kolmogorov import critical_value
-from initaudit.stats.moments import TensorStats, compute_stats
+from initaudit.stats.model import (
+    NO_FIT,
+    RANDOM_FAMILIES,
+    SINUSOIDAL,
+    TN_STD,
+    Family,
+    Scheme,
+    SchemeFit,
+)
+from initaudit.stats.moments import TensorStats
 from initaudit.stats.sample import break_ties, subsample
-from initaudit.stats.schemes import TN_STD, Scheme, candidates
+from initaudit.stats.schemes import candidates
 from initaudit.stats.sinusoid import is_sinusoidal
+from initaudit.stats.structure import ORTHO_TOL, constant_fit, identity_fit, orthogonal_fit
 from initaudit.stats.values import Values, as_values
 
 MIN_N = 32  # fewer values than this: no guess
@@ -40,87 +49,21 @@ SCALE_WINDOW = 1.6
 TIE_NATS = 2.0
 
 
-@dataclass(frozen=True)
-class SchemeFit:
-    """What the values were drawn from, as scipy.stats results: a statistic and a p-value."""
-
-    scheme: str | None  # readable name with parameters, None when too small to tell
-    key: str | None  # catalog key: pytorch_default, kaiming_normal, orthogonal, zeros, ...
-    family: str | None  # uniform | normal | trunc_normal | orthogonal | constant | ...
-    statistic: float | None  # KS D of the identified scheme (or of the best family)
-    n: int | None  # size of the KS sample; 0 for exact structure (constant, identity...)
-    expected_std: float | None  # of the matched scheme, else of the closest one
-    ratio: float | None  # observed std / expected_std
-    matched: bool = False  # shape and scale fit a catalog scheme
-    fits_family: bool = True  # looks like an init distribution at all
-    gain_for: str | None = None  # the nonlinearity the matched scheme's gain targets
-    closest: Scheme | None = None
-
-    @property
-    def pvalue(self) -> float | None:
-        """P(D >= statistic) under the scheme (``scipy.stats.kstwo``); 1.0 for exact structure.
-
-        Computed on demand: no decision uses it, and it needs scipy.stats (~1 s to import).
-        """
-        if self.statistic is None or self.n is None:
-            return None
-        return 1.0 if self.n == 0 else float(_stats().kstwo.sf(self.statistic, self.n))
-
-
-NO_FIT = SchemeFit(None, None, None, None, None, None, None)
-# A fixed sin/cos position table (stats/sinusoid.py): computed, so no scheme judges it.
-SINUSOIDAL = SchemeFit(
-    "sinusoidal position table", "sinusoidal", "sinusoidal", 0.0, 0, None, None, True
-)
-
-
-def _stats():
-    """scipy.stats, imported on first use only (see stats/dists.py)."""
-    from scipy import stats
-
-    return stats
-
-
-def _ks(sorted_sample: np.ndarray, cdf: np.ndarray) -> float:
-    """scipy.stats.kstest's D: the largest gap between the empirical CDF's steps and ``cdf``."""
-    above, below = _ecdf_steps(sorted_sample.size)
-    return float(max(np.max(above - cdf), np.max(cdf - below)))
-
-
-@lru_cache(maxsize=64)
-def _ecdf_steps(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """i/n and (i-1)/n for i = 1..n: the empirical CDF just after and before each value."""
-    i = np.arange(1, n + 1)
-    above, below = i / n, (i - 1) / n
-    above.flags.writeable = below.flags.writeable = False
-    return above, below
-
-
-def _cdf(family: str, std: float, x: np.ndarray, loc: float = 0.0) -> np.ndarray:
-    """The family's CDF at ``x`` (stats/dists.py: scipy.stats' formulas, without its import)."""
-    if family == "uniform":
-        b = std * math.sqrt(3.0)
-        return dists.uniform_cdf(x, loc - b, 2 * b)
-    if family == "trunc_normal":
-        return dists.truncnorm_cdf(x, loc, std / TN_STD)
-    return dists.norm_cdf(x, loc, std)
-
-
 def fit_scheme(
     site: WeightSite, values: Values | np.ndarray, m: TensorStats, facts: ModelFacts
 ) -> SchemeFit:
     if m.size == 0 or m.n_nonfinite or m.std is None or m.mean is None:
         return NO_FIT
     if m.min == m.max:
-        return _constant_fit(m.min or 0.0)
+        return constant_fit(m.min or 0.0)
     if m.size < MIN_N:
         return NO_FIT
     values = as_values(values)
     mat = _matrix_view(site, values)
     # Without NaN (checked above), the whole tensor's non-zeros and std are known already.
     whole = mat is values
-    exact = _identity_fit(mat, m.size - m.n_zero if whole else None) or _orthogonal_fit(
-        mat, _ORTHO_TOL.get(site.dtype), m.std if whole else None
+    exact = identity_fit(mat, m.size - m.n_zero if whole else None) or orthogonal_fit(
+        mat, ORTHO_TOL.get(site.dtype), m.std if whole else None
     )
     if exact is not None:
         return exact
@@ -134,38 +77,34 @@ def fit_scheme(
     if match is not None:
         d, c = match
         return SchemeFit(
-            c.label,
-            c.key,
-            c.family,
-            d,
-            n,
-            c.std,
-            m.std / c.std,
-            True,
-            True,
-            c.gain_for,
-            c,
+            scheme=c.label,
+            key=c.key,
+            family=c.family,
+            statistic=d,
+            n=n,
+            expected_std=c.std,
+            ratio=m.std / c.std,
+            matched=True,
+            gain_for=c.gain_for,
+            closest=c,
         )
     fam_d, family = min(
-        (_ks(sample, _cdf(f, m.std, sample, m.mean)), f)
-        for f in ("uniform", "normal", "trunc_normal")
+        (ks_statistic(sample, family_cdf(f, m.std, sample, m.mean)), f) for f in RANDOM_FAMILIES
     )
     fits = fam_d <= crit + FAMILY_MARGIN
     closest = _closest(cands, m.std, family if fits else None)
     label = _family_label(family, m.std, m.mean) if fits else "unknown"
     exp = closest.std if closest else None
     return SchemeFit(
-        label,
-        family if fits else None,
-        family if fits else "unknown",
-        fam_d,
-        n,
-        exp,
-        m.std / exp if exp else None,
-        False,
-        fits,
-        None,
-        closest,
+        scheme=label,
+        key=str(family) if fits else None,
+        family=family if fits else Family.UNKNOWN,
+        statistic=fam_d,
+        n=n,
+        expected_std=exp,
+        ratio=m.std / exp if exp else None,
+        fits_family=fits,
+        closest=closest,
     )
 
 
@@ -187,7 +126,7 @@ def _best_match(
             continue
         if not _scale_agrees(std, c, n_total):
             continue
-        d = _ks(sample, _cdf(c.family, c.std, sample))
+        d = ks_statistic(sample, family_cdf(c.family, c.std, sample))
         if d <= crit + MATCH_MARGIN:
             mismatch = 0 if c.gain_for in (None, act) else 1
             accepted.append((_loglik(sample, c, tol), mismatch, order, d, c))
@@ -286,122 +225,3 @@ def _family_label(family: str, std: float, mean: float) -> str:
     if family == "trunc_normal":
         return f"trunc_normal(std={std / TN_STD:.3g}, at 2 std{shift})"
     return f"normal(std={std:.3g}{shift})"
-
-
-def _constant_fit(value: float) -> SchemeFit:
-    if value == 0.0:
-        return SchemeFit("zeros", "zeros", "constant", 0.0, 0, None, None, True)
-    if value == 1.0:
-        return SchemeFit("ones", "ones", "constant", 0.0, 0, None, None, True)
-    return SchemeFit(f"constant({value:.6g})", "constant", "constant", 0.0, 0, None, None, True)
-
-
-def _identity_fit(values: Values, nonzero: int | None) -> SchemeFit | None:
-    """eye_ (2-D) or dirac_ (conv): one value g at (i, i[, centre]) and zeros elsewhere.
-
-    ``nonzero`` is the count when already known; otherwise the values are counted a chunk at a
-    time, stopping as soon as there are too many (any dense matrix stops in its first chunk).
-    """
-    if values.ndim < 2 or min(values.shape[:2]) < 2:
-        return None
-    k = min(values.shape[0], values.shape[1])
-    if nonzero is None:
-        nonzero = 0
-        for _, chunk in values.chunks():
-            nonzero += int(np.count_nonzero(chunk))
-            if nonzero > k:
-                return None
-    if nonzero != k:
-        return None
-    nz = np.concatenate(
-        [np.flatnonzero(chunk) + start for start, chunk in values.chunks()] or [np.zeros(0, int)]
-    )
-    if nz.size != k:
-        return None
-    picked = values.take(nz)
-    g = float(picked[0])
-    idx = np.unravel_index(nz, values.shape)
-    centre = tuple(d // 2 for d in values.shape[2:])
-    ok = (
-        np.all(idx[0] == idx[1])
-        and all(np.all(ax == c) for ax, c in zip(idx[2:], centre, strict=True))
-        and np.all(picked == g)
-    )
-    if not ok:
-        return None
-    name = "identity" if values.ndim == 2 else "dirac"
-    return SchemeFit(f"{name}(gain={g:.4g})", name, name, 0.0, 0, None, None, True)
-
-
-# Relative tolerance of W·Wᵀ = g²·I per storage type (rounding of the entries); other storage
-# (float8, quantized grids) is too coarse for an exact test.
-_ORTHO_TOL = {"double": 1e-6, "float": 1e-4, "float16": 2e-3, "bfloat16": 1e-2}
-
-
-@lru_cache(maxsize=64)
-def _row_sample(r: int) -> np.ndarray:
-    """32 of ``r`` rows (sorted), a function of ``r`` only: a generator per tensor would cost
-    ~0.3 ms holding the GIL."""
-    pick = np.sort(np.random.default_rng(0x0A7).choice(r, size=min(r, 32), replace=False))
-    pick.flags.writeable = False
-    return pick
-
-
-def _equal_norms(rows: np.ndarray, tol: float) -> bool:
-    norms = np.einsum("ij,ij->i", rows, rows)
-    mean_norm = float(np.mean(norms))
-    return mean_norm > 0 and float(np.max(np.abs(norms - mean_norm))) <= 2 * tol * mean_norm
-
-
-def _orthogonal_fit(values: Values, tol: float | None, std: float | None) -> SchemeFit | None:
-    """Rows (or columns, whichever are fewer) orthonormal up to a gain: torch and Keras alike.
-
-    Sampled rows make the test cost O(k²·c) instead of O(r²·c), and only they are read. It is
-    only trusted where a random matrix of the same std could not pass it: its Gram deviates by
-    about 3/sqrt(c). ``std`` is the matrix's std when known (the ratio's numerator).
-    """
-    if values.ndim < 2 or tol is None:
-        return None
-    mat = values.view(lambda a: a.reshape(a.shape[0], -1))
-    transposed = mat.shape[0] > mat.shape[1]
-    r, c = mat.shape[::-1] if transposed else mat.shape
-    if r < 2 or c < 4 or 3.0 / math.sqrt(c) < 2 * tol:
-        return None
-    pick = _row_sample(r)
-
-    def rows_at(idx: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(mat[:, idx].T if transposed else mat[idx], dtype=np.float64)
-
-    # Orthogonal rows have equal norms: a spread of norms well beyond ``tol`` already puts a
-    # diagonal entry of the Gram matrix beyond it, so the full product is skipped (2x margin
-    # for rounding). Random init: the spread is about sqrt(2/c), far beyond any tol, and two
-    # rows already show it; they are read first (a column of a tall matrix is a strided read
-    # across all of it), the other 30 only when the two agree.
-    if not _equal_norms(rows_at(pick[:2]), tol):
-        return None
-    rows = rows_at(pick)
-    if not _equal_norms(rows, tol):
-        return None
-    # einsum, not BLAS: see units._project (threaded BLAS on busy cores is 100x slower here).
-    gram = np.einsum("ik,jk->ij", rows, rows)
-    g2 = float(np.mean(np.diag(gram)))
-    if g2 <= 0:
-        return None
-    dev = float(np.max(np.abs(gram - g2 * np.eye(len(rows))))) / g2
-    if dev > tol:
-        return None
-    gain = math.sqrt(g2)
-    expected = gain / math.sqrt(c)
-    observed = std if std is not None else compute_stats(values).std
-    return SchemeFit(
-        f"orthogonal(gain={gain:.3g})",
-        "orthogonal",
-        "orthogonal",
-        dev,
-        0,
-        expected,
-        (observed or 0.0) / expected,
-        True,
-        True,
-        None,
-    )

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initaudit.stats.fit import SchemeFit
+from initaudit.stats.model import TN_STD, SchemeFit
 from initaudit.stats.moments import TensorStats
 from initaudit.stats.sample import subsample
-from initaudit.stats.schemes import TN_STD
 from initaudit.stats.values import Values
 
 BINS = 60

@@ -19,8 +19,9 @@ from functools import lru_cache
 import numpy as np
 
 from initaudit.graph.model import MATRIX_ROLES, ModelFacts, Role, WeightSite
-from initaudit.stats.fit import NO_FIT, SchemeFit, fit_scheme
+from initaudit.stats.fit import fit_scheme
 from initaudit.stats.histogram import Histogram, histogram
+from initaudit.stats.model import NO_FIT, SchemeFit
 from initaudit.stats.moments import TensorStats, compute_stats
 from initaudit.stats.units import EqualUnits, find_duplicate_units
 from initaudit.stats.values import CHUNK, Values, site_reader

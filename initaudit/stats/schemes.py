@@ -1,171 +1,214 @@
 """The catalog of init schemes as frameworks really implement them, per tensor.
 
 For a site (role, op, fans, activation) we list every scheme a real framework could have used,
-each with its exact distribution (family, std, support). Formulas and sources:
-../shared/init-reference.md §1 (PyTorch), §2 (Keras), §3 (JAX/Flax), §4 (HF, timm, GPT-2,
+each with its exact distribution (family, std, support). The catalog is the tables below, one
+row per recipe, each a formula of the layer's fans, to be read line by line against
+../shared/init-reference.md: §1 (PyTorch), §2 (Keras), §3 (JAX/Flax), §4 (HF, timm, GPT-2,
 GPT-NeoX, T5), §6 (distribution facts). Gains follow ``torch.nn.init.calculate_gain``.
 
 Schemes are *fan-based* (their std follows the layer's fans: only a gain or mode is chosen)
 or *fixed* (a number a user picks: HF's 0.02, Keras' 0.05). A fixed scheme explains a tensor
-only when it matches exactly; a fan-based family also bounds what is plausible around it.
+only when it matches exactly; a fan-based family also bounds what is plausible around it. The
+order of the lists is the order of preference on a statistical tie: context first, then
+framework defaults.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from initaudit.graph.model import ModelFacts, Role, WeightSite
+from initaudit.graph.model import End, ModelFacts, Role, WeightSite
 from initaudit.graph.ops import CONV_OPS
+from initaudit.stats.model import TN_STD, Family, Scheme
+from initaudit.stats.recommend import GAINS
 
-# std of a standard normal truncated at ±2: Keras/JAX/Flax/timm divide by it (§6).
-TN_STD = 0.87962566103423978
-SQRT2 = math.sqrt(2.0)
-
-
-def leaky_gain(slope: float) -> float:
-    return math.sqrt(2.0 / (1.0 + slope * slope))
+N, U, TN = Family.NORMAL, Family.UNIFORM, Family.TRUNC_NORMAL
 
 
-# Gains a user reaches through calculate_gain / Keras' scale, by nonlinearity name.
-GAINS: dict[str, float] = {
-    "linear": 1.0,
-    "tanh": 5.0 / 3.0,
-    "relu": SQRT2,
-    "selu": 0.75,
-    "leaky_relu(0.01)": leaky_gain(0.01),
-    "leaky_relu(0.1)": leaky_gain(0.1),
-    "leaky_relu(0.2)": leaky_gain(0.2),
-    "leaky_relu(0.3)": leaky_gain(0.3),
-}
+@dataclass(frozen=True, kw_only=True)
+class Fans:
+    """The numbers a recipe's formula reads: the layer's fans, the one its mode picks, and
+    the gain."""
 
-
-@dataclass(frozen=True)
-class Scheme:
-    """One concrete distribution a framework draws from, for this tensor's fans."""
-
-    key: str  # stable family of schemes: pytorch_default, kaiming_normal, xavier_uniform, ...
-    label: str  # readable, with parameters: "kaiming_normal(fan_in, relu)"
-    family: str  # uniform | normal | trunc_normal
-    std: float
-    gain_for: str | None = None  # the nonlinearity the gain targets (for IA301)
-    fix: str = ""  # how to get it in PyTorch, for messages
-    fixed: bool = False  # a chosen number, not derived from the fans
-    context: bool = False  # drawn so because of where the layer sits (T5 query, GPT-2 residual)
+    fan_in: int
+    fan_out: int
+    fan: int  # fan_in or fan_out, by the recipe's mode
+    gain: float
 
     @property
-    def bound(self) -> float:
-        """Support half-width: exact for uniform, the truncation point for trunc_normal."""
-        if self.family == "uniform":
-            return self.std * math.sqrt(3.0)
-        if self.family == "trunc_normal":
-            return 2.0 * self.std / TN_STD
-        return math.inf
+    def avg(self) -> float:
+        return (self.fan_in + self.fan_out) / 2.0
 
 
-def _u(
-    key: str, label: str, bound: float, gain_for: str | None, fix: str, fixed: bool = False
-) -> Scheme:
-    return Scheme(key, label, "uniform", bound / math.sqrt(3.0), gain_for, fix, fixed)
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """One catalog row. ``label`` and ``fix`` may name {mode}, {gain}, {nl}, {arg} (the
+    kaiming call's nonlinearity arguments) and {gain_arg} (xavier's gain argument).
 
+    ``scale`` is the std for normals and the bound for uniforms (std = bound/sqrt 3), as the
+    framework's code writes them; truncated normals give their final std and the fix is
+    written from it.
+    """
 
-def _n(label: str, std: float, fix: str, fixed: bool = True, key: str = "normal") -> Scheme:
-    return Scheme(key, label, "normal", std, None, fix, fixed)
+    key: str
+    label: str
+    family: Family
+    scale: Callable[[Fans], float]
+    fix: str
+    per_gain: bool = True  # one scheme per calculate_gain nonlinearity, targeting it
+    fixed: bool = False
 
-
-def _fan_schemes(fan_in: int, fan_out: int, fan_out_mode: bool) -> Iterator[Scheme]:
-    avg = (fan_in + fan_out) / 2.0
-    yield _u(
-        "pytorch_default",
-        "pytorch_default (kaiming_uniform a=sqrt(5))",
-        1.0 / math.sqrt(fan_in),
-        None,
-        "keep PyTorch's default reset_parameters()",
-    )
-    modes = [("fan_in", fan_in)] + ([("fan_out", fan_out)] if fan_out_mode else [])
-    for gname, g in GAINS.items():
+    def scheme(self, f: Fans, mode: str, gname: str) -> Scheme:
         nl = gname.split("(")[0]
         arg = f'nonlinearity="{nl}"' + (f", a={gname[11:-1]}" if "(" in gname else "")
-        for mode, fan in modes:
-            std = g / math.sqrt(fan)
-            yield Scheme(
-                "kaiming_normal",
-                f"kaiming_normal({mode}, {gname})",
-                "normal",
-                std,
-                nl,
-                f'nn.init.kaiming_normal_(w, mode="{mode}", {arg})',
-            )
-            yield _u(
-                "kaiming_uniform",
-                f"kaiming_uniform({mode}, {gname})",
-                std * math.sqrt(3.0),
-                nl,
-                f'nn.init.kaiming_uniform_(w, mode="{mode}", {arg})',
-            )
-        gain_arg = f'nn.init.calculate_gain("{nl}")' if g != 1.0 else "1.0"
-        std = g / math.sqrt(avg)
-        yield Scheme(
-            "xavier_normal",
-            f"xavier_normal(gain={gname})",
-            "normal",
-            std,
-            nl,
-            f"nn.init.xavier_normal_(w, gain={gain_arg})",
+        gain_arg = f'nn.init.calculate_gain("{nl}")' if f.gain != 1.0 else "1.0"
+        scale = self.scale(f)
+        std = scale / math.sqrt(3.0) if self.family == U else scale
+        words = {"mode": mode, "gain": gname, "nl": nl, "arg": arg, "gain_arg": gain_arg}
+        if self.family == TN:
+            sigma = std / TN_STD
+            words |= {"sigma": f"{sigma:.4g}", "lo": f"{-2 * sigma:.4g}", "hi": f"{2 * sigma:.4g}"}
+        return Scheme(
+            key=self.key,
+            label=self.label.format(**words),
+            family=self.family,
+            std=std,
+            gain_for=nl if self.per_gain else None,
+            fix=self.fix.format(**words),
+            fixed=self.fixed,
         )
-        yield _u(
-            "xavier_uniform",
-            f"xavier_uniform(gain={gname}) / glorot_uniform",
-            std * math.sqrt(3.0),
-            nl,
-            f"nn.init.xavier_uniform_(w, gain={gain_arg})",
-        )
-    # Keras / JAX / Flax variance scaling, truncated normal with the 0.8796 correction (§2, §3).
-    for key, scale, fan, nl in (
-        ("glorot_normal", 1.0, avg, "linear"),
-        ("he_normal", 2.0, fan_in, "relu"),
-        ("lecun_normal", 1.0, fan_in, "selu"),
-    ):
-        std = math.sqrt(scale / fan)
-        sigma = std / TN_STD
-        yield Scheme(
-            key,
-            f"{key} (truncated, keras/flax)",
-            "trunc_normal",
-            std,
-            nl,
-            f"nn.init.trunc_normal_(w, std={sigma:.4g}, a={-2 * sigma:.4g}, b={2 * sigma:.4g})",
-        )
-    yield _n(
-        "small_init normal(std=sqrt(2/(5d))) (gpt-neox)",
-        math.sqrt(0.4 / fan_in),
-        "GPT-NeoX small_init",
-        fixed=False,
-    )
 
 
-def _fixed_schemes() -> Iterator[Scheme]:
-    yield _n("normal(std=0.02) (HF initializer_range)", 0.02, "nn.init.normal_(w, std=0.02)")
-    yield _n("normal(std=0.05) (keras RandomNormal)", 0.05, "nn.init.normal_(w, std=0.05)")
-    yield Scheme(
+# PyTorch: nn.Linear/Conv reset_parameters = kaiming_uniform_(a=sqrt 5): U(±1/sqrt(fan_in)).
+PYTORCH_DEFAULT = Recipe(
+    key="pytorch_default",
+    label="pytorch_default (kaiming_uniform a=sqrt(5))",
+    family=U,
+    scale=lambda f: 1.0 / math.sqrt(f.fan_in),
+    fix="keep PyTorch's default reset_parameters()",
+    per_gain=False,
+)
+# torch.nn.init, for every gain, in each mode the layer allows (§1.1).
+PER_MODE = (
+    Recipe(
+        key="kaiming_normal",
+        label="kaiming_normal({mode}, {gain})",
+        family=N,
+        scale=lambda f: f.gain / math.sqrt(f.fan),
+        fix='nn.init.kaiming_normal_(w, mode="{mode}", {arg})',
+    ),
+    Recipe(
+        key="kaiming_uniform",
+        label="kaiming_uniform({mode}, {gain})",
+        family=U,
+        scale=lambda f: f.gain / math.sqrt(f.fan) * math.sqrt(3.0),
+        fix='nn.init.kaiming_uniform_(w, mode="{mode}", {arg})',
+    ),
+)
+PER_GAIN = (
+    Recipe(
+        key="xavier_normal",
+        label="xavier_normal(gain={gain})",
+        family=N,
+        scale=lambda f: f.gain / math.sqrt(f.avg),
+        fix="nn.init.xavier_normal_(w, gain={gain_arg})",
+    ),
+    Recipe(
+        key="xavier_uniform",
+        label="xavier_uniform(gain={gain}) / glorot_uniform",
+        family=U,
+        scale=lambda f: f.gain / math.sqrt(f.avg) * math.sqrt(3.0),
+        fix="nn.init.xavier_uniform_(w, gain={gain_arg})",
+    ),
+)
+# Keras / JAX / Flax variance scaling, truncated normal with the 0.8796 correction (§2, §3):
+# the final std is sqrt(scale / n).
+_TRUNC_FIX = "nn.init.trunc_normal_(w, std={sigma}, a={lo}, b={hi})"
+VARIANCE_SCALING = (
+    Recipe(
+        key="glorot_normal",
+        label="glorot_normal (truncated, keras/flax)",
+        family=TN,
+        scale=lambda f: math.sqrt(1.0 / f.avg),
+        fix=_TRUNC_FIX,
+    ),
+    Recipe(
+        key="he_normal",
+        label="he_normal (truncated, keras/flax)",
+        family=TN,
+        scale=lambda f: math.sqrt(2.0 / f.fan_in),
+        fix=_TRUNC_FIX,
+    ),
+    Recipe(
+        key="lecun_normal",
+        label="lecun_normal (truncated, keras/flax)",
+        family=TN,
+        scale=lambda f: math.sqrt(1.0 / f.fan_in),
+        fix=_TRUNC_FIX,
+    ),
+    # GPT-NeoX small_init: N(0, 2/(5d)) (§4.3).
+    Recipe(
+        key="normal",
+        label="small_init normal(std=sqrt(2/(5d))) (gpt-neox)",
+        family=N,
+        scale=lambda f: math.sqrt(0.4 / f.fan_in),
+        fix="GPT-NeoX small_init",
+    ),
+)
+# Gains a VARIANCE_SCALING recipe targets (their scale is fixed, not a calculate_gain choice).
+_VS_TARGETS = ("linear", "relu", "selu", None)
+
+
+def _fixed(key: str, label: str, family: Family, std: float, fix: str) -> Scheme:
+    return Scheme(key=key, label=label, family=family, std=std, fix=fix, fixed=True)
+
+
+def _uniform(key: str, label: str, bound: float, fix: str, fixed: bool = True) -> Scheme:
+    return Scheme(key=key, label=label, family=U, std=bound / math.sqrt(3.0), fix=fix, fixed=fixed)
+
+
+# Fixed stds a user picks (HF's initializer_range, Keras' initializer defaults, §2.1, §4.1).
+FIXED = (
+    _fixed(
+        "normal", "normal(std=0.02) (HF initializer_range)", N, 0.02, "nn.init.normal_(w, std=0.02)"
+    ),
+    _fixed(
+        "normal", "normal(std=0.05) (keras RandomNormal)", N, 0.05, "nn.init.normal_(w, std=0.05)"
+    ),
+    _fixed(
         "trunc_normal",
         "trunc_normal(std=0.05) (keras TruncatedNormal)",
-        "trunc_normal",
+        TN,
         0.05 * TN_STD,
-        None,
         "nn.init.trunc_normal_(w, std=0.05)",
-        True,
-    )
-    yield _u(
+    ),
+    _uniform(
         "uniform",
         "uniform(-0.05, 0.05) (keras RandomUniform)",
         0.05,
-        None,
         "nn.init.uniform_(w, -0.05, 0.05)",
-        fixed=True,
-    )
+    ),
+)
+# Embedding tables: nn.Embedding N(0, 1), HF 0.02, Keras U(±0.05) (§1.4, §4.1, §2.3).
+EMBEDDING_DEFAULTS = (
+    _fixed(
+        "normal",
+        "normal(std=1) (pytorch Embedding default)",
+        N,
+        1.0,
+        "keep nn.Embedding's default (normal_(0, 1))",
+    ),
+    FIXED[0],
+    _uniform(
+        "uniform",
+        "uniform(-0.05, 0.05) (keras Embedding default)",
+        0.05,
+        "nn.init.uniform_(w, -0.05, 0.05)",
+    ),
+)
 
 
 def candidates(site: WeightSite, facts: ModelFacts) -> list[Scheme]:
@@ -185,15 +228,29 @@ def candidates(site: WeightSite, facts: ModelFacts) -> list[Scheme]:
         out += _fan_table(fi, fo, conv)
         if site.op_type in ("Einsum", "MatMul") and len(site.shape) >= 3:
             out += _keras_legacy_table(site.shape)
-        out += _fixed_schemes()
+        out += FIXED
     return out
 
 
 @lru_cache(maxsize=256)
 def _fan_table(fan_in: int, fan_out: int, fan_out_mode: bool) -> tuple[Scheme, ...]:
     """The fan-based schemes of one shape: built once (about 40 schemes with their labels and
-    fixes), not per tensor; a transformer repeats a handful of shapes."""
-    return tuple(_fan_schemes(fan_in, fan_out, fan_out_mode))
+    fixes), not per tensor; a transformer repeats a handful of shapes. fan_out mode is
+    offered for convolutions only, as torchvision and timm use it."""
+    modes = [("fan_in", fan_in)] + ([("fan_out", fan_out)] if fan_out_mode else [])
+    out = [
+        PYTORCH_DEFAULT.scheme(Fans(fan_in=fan_in, fan_out=fan_out, fan=fan_in, gain=1.0), "", "")
+    ]
+    for gname, g in GAINS.items():
+        for mode, fan in modes:
+            fans = Fans(fan_in=fan_in, fan_out=fan_out, fan=fan, gain=g)
+            out += (r.scheme(fans, mode, gname) for r in PER_MODE)
+        fans = Fans(fan_in=fan_in, fan_out=fan_out, fan=fan_in, gain=g)
+        out += (r.scheme(fans, "", gname) for r in PER_GAIN)
+    fans = Fans(fan_in=fan_in, fan_out=fan_out, fan=fan_in, gain=1.0)
+    for recipe, target in zip(VARIANCE_SCALING, _VS_TARGETS, strict=True):
+        out.append(replace(recipe.scheme(fans, "", "linear"), gain_for=target))
+    return tuple(out)
 
 
 @lru_cache(maxsize=64)
@@ -222,41 +279,47 @@ def _keras_legacy_table(shape: tuple[int, ...]) -> tuple[Scheme, ...]:
         ("lecun_uniform", "lecun", 1.0, fan_in, "selu"),
     ):
         std = math.sqrt(scale / fan)
-        label = f"{name}_uniform ({tag})"
-        out.append(Scheme(key, label, "uniform", std, nl, f"{fix} {name}_uniform", True))
         trunc_key = "glorot_normal" if name == "glorot" else f"{name}_normal"
-        label = f"{name}_normal (truncated, {tag})"
-        out.append(Scheme(trunc_key, label, "trunc_normal", std, nl, f"{fix} {name}_normal", True))
+        out += [
+            Scheme(
+                key=key,
+                label=f"{name}_uniform ({tag})",
+                family=U,
+                std=std,
+                gain_for=nl,
+                fix=f"{fix} {name}_uniform",
+                fixed=True,
+            ),
+            Scheme(
+                key=trunc_key,
+                label=f"{name}_normal (truncated, {tag})",
+                family=TN,
+                std=std,
+                gain_for=nl,
+                fix=f"{fix} {name}_normal",
+                fixed=True,
+            ),
+        ]
     return tuple(out)
 
 
 def _embedding_schemes(dim: int | None, widths: tuple[int, ...] = ()) -> Iterator[Scheme]:
-    yield _n(
-        "normal(std=1) (pytorch Embedding default)",
-        1.0,
-        "keep nn.Embedding's default (normal_(0, 1))",
-    )
-    yield _n("normal(std=0.02) (HF initializer_range)", 0.02, "nn.init.normal_(w, std=0.02)")
-    yield _u(
-        "uniform",
-        "uniform(-0.05, 0.05) (keras Embedding default)",
-        0.05,
-        None,
-        "nn.init.uniform_(w, -0.05, 0.05)",
-        fixed=True,
-    )
+    yield from EMBEDDING_DEFAULTS
     if dim:
-        yield _n(
-            "normal(std=1/sqrt(dim)) (flax Embed default)",
-            1.0 / math.sqrt(dim),
-            f"nn.init.normal_(w, std={dim**-0.5:.4g})",
-            fixed=False,
+        yield Scheme(  # Flax nn.Embed: variance_scaling(1, fan_in, normal, out_axis=0) (§3.2)
+            key="normal",
+            label="normal(std=1/sqrt(dim)) (flax Embed default)",
+            family=N,
+            std=1.0 / math.sqrt(dim),
+            fix=f"nn.init.normal_(w, std={dim**-0.5:.4g})",
         )
     for width in widths:
         if width != dim:
             # T5 draws its relative attention bias table (buckets x heads) N(0, d_model^-0.5).
-            yield _n(
+            yield _fixed(
+                "normal",
                 f"normal(std=d_model^-0.5, d_model={width}) (t5 relative attention bias)",
+                N,
                 1.0 / math.sqrt(width),
                 f"nn.init.normal_(w, std={width**-0.5:.4g})",
             )
@@ -266,117 +329,65 @@ def _context_schemes(site: WeightSite, facts: ModelFacts, fi: int) -> Iterator[S
     """Schemes tied to where the layer sits: residual outputs, attention queries, recurrences."""
     end = site.activation.end if site.activation else None
     hidden = site.hidden_size
-    if hidden is not None and hidden > 0:
-        yield _u(
+    if hidden is not None and hidden > 0:  # nn.LSTM/GRU/RNN: every parameter U(±1/sqrt(H))
+        yield _uniform(
             "pytorch_default",
             "pytorch_default (rnn: U(+-1/sqrt(hidden_size)))",
             1.0 / math.sqrt(hidden),
-            None,
             "keep nn.LSTM/GRU/RNN defaults",
+            fixed=False,
         )
-    if end == "residual":
-        for L in facts.depths:
-            yield _n(
+    if end == End.RESIDUAL:
+        for L in facts.depths:  # §4.3: GPT-2/Megatron scaled init, GPT-NeoX wang_init
+            yield _fixed(
+                "normal",
                 f"normal(std=0.02/sqrt(2*{L})) (gpt-2 residual projection)",
+                N,
                 0.02 / math.sqrt(2 * L),
                 f"nn.init.normal_(w, std=0.02 / math.sqrt(2 * {L}))",
             )
-            yield _n(
-                f"wang_init normal(std=2/({L}*sqrt(d))) (gpt-neox)",
-                2.0 / (L * math.sqrt(fi)),
-                "GPT-NeoX wang_init",
-                fixed=False,
+            yield Scheme(
+                key="normal",
+                label=f"wang_init normal(std=2/({L}*sqrt(d))) (gpt-neox)",
+                family=N,
+                std=2.0 / (L * math.sqrt(fi)),
+                fix="GPT-NeoX wang_init",
             )
-    if end == "attention":
-        for dkv in (32, 64, 128):
-            yield _n(
-                f"normal(std=(d_model*{dkv})^-0.5) (t5 query)",
-                1.0 / math.sqrt(fi * dkv),
-                "T5 query init",
-                fixed=False,
+    if end == End.ATTENTION:
+        for dkv in (32, 64, 128):  # §4.1: T5's q is f·(d_model·d_kv)^-0.5
+            yield Scheme(
+                key="normal",
+                label=f"normal(std=(d_model*{dkv})^-0.5) (t5 query)",
+                family=N,
+                std=1.0 / math.sqrt(fi * dkv),
+                fix="T5 query init",
             )
-    if end == "output" and site.fan_out in facts.vocab_sizes:
+    if end == End.OUTPUT and site.fan_out in facts.vocab_sizes:
         # An untied lm_head: T5 draws it N(0, 1) like the embedding.
-        yield _n("normal(std=1) (t5 untied lm_head)", 1.0, "nn.init.normal_(w, std=1.0)")
-    if end == "output" and site.fan_out:
+        yield _fixed(
+            "normal", "normal(std=1) (t5 untied lm_head)", N, 1.0, "nn.init.normal_(w, std=1.0)"
+        )
+    if end == End.OUTPUT and site.fan_out:
         # torchvision classifier heads: VGG, MobileNet, RegNet, SqueezeNet draw N(0, 0.01);
         # GoogLeNet/Inception truncate it at ±2 std; EfficientNet uses U(±1/sqrt(out)).
-        yield _n(
-            "normal(std=0.01) (torchvision classifier head)", 0.01, "nn.init.normal_(w, std=0.01)"
+        yield _fixed(
+            "normal",
+            "normal(std=0.01) (torchvision classifier head)",
+            N,
+            0.01,
+            "nn.init.normal_(w, std=0.01)",
         )
-        yield Scheme(
+        yield _fixed(
             "trunc_normal",
             "trunc_normal(std=0.01, at 2 std) (torchvision inception)",
-            "trunc_normal",
+            TN,
             0.01 * TN_STD,
-            None,
             "nn.init.trunc_normal_(w, std=0.01, a=-0.02, b=0.02)",
-            True,
         )
-        yield _u(
+        yield _uniform(
             "uniform",
             "uniform(+-1/sqrt(fan_out)) (torchvision efficientnet head)",
             1.0 / math.sqrt(site.fan_out),
-            None,
             "nn.init.uniform_(w, -1 / math.sqrt(out), 1 / math.sqrt(out))",
+            fixed=False,
         )
-
-
-def recommended(site: WeightSite) -> Scheme | None:
-    """The textbook scheme for this layer's activation: what a fix should use."""
-    fi, fo = site.fan_in, site.fan_out
-    if not fi or not fo or site.role not in (Role.WEIGHT, Role.RECURRENT):
-        return None
-    act = site.activation
-    kind = act.kind if act else "unknown"
-    if kind in (
-        "relu",
-        "leaky_relu",
-        "prelu",
-        "elu",
-        "celu",
-        "gelu",
-        "silu",
-        "mish",
-        "softplus",
-        "hardswish",
-        "relu6",
-    ):
-        slope = act.alpha if act is not None and kind == "leaky_relu" else None
-        gain = leaky_gain(slope) if slope is not None else SQRT2
-        nl = (
-            f'nonlinearity="leaky_relu", a={slope:g}'
-            if slope is not None
-            else 'nonlinearity="relu"'
-        )
-        return Scheme(
-            "kaiming_normal",
-            f"kaiming_normal(fan_in, {kind})",
-            "normal",
-            gain / math.sqrt(fi),
-            "relu",
-            f"nn.init.kaiming_normal_(w, {nl})",
-        )
-    if kind == "tanh":
-        return _u(
-            "xavier_uniform",
-            "xavier_uniform(gain=tanh)",
-            5.0 / 3.0 * math.sqrt(6.0 / (fi + fo)),
-            "tanh",
-            'nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain("tanh"))',
-        )
-    if kind == "selu":
-        return _n(
-            "lecun_normal",
-            1.0 / math.sqrt(fi),
-            'nn.init.kaiming_normal_(w, nonlinearity="linear")',
-            False,
-            "lecun_normal",
-        )
-    return _u(
-        "xavier_uniform",
-        "xavier_uniform(gain=linear)",
-        math.sqrt(6.0 / (fi + fo)),
-        "linear",
-        "nn.init.xavier_uniform_(w)",
-    )

@@ -7,7 +7,7 @@ import pytest
 from scipy import special, stats
 
 from initaudit.stats import dists
-from initaudit.stats.fit import _cdf, _ks
+from initaudit.stats.dists import family_cdf, ks_statistic
 
 X = np.random.default_rng(0).standard_normal(5000) * 0.05
 
@@ -55,4 +55,4 @@ def test_ks_statistic_is_scipys_kstest(family: str, scale: float) -> None:
         "trunc_normal": stats.truncnorm(-2, 2, scale=std / 0.8796256610342398),
     }[family]
     want = stats.kstest(sample, frozen.cdf).statistic
-    assert _ks(sample, _cdf(family, std, sample)) == pytest.approx(want, abs=1e-8)
+    assert ks_statistic(sample, family_cdf(family, std, sample)) == pytest.approx(want, abs=1e-8)

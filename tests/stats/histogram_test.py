@@ -7,16 +7,25 @@ import math
 import numpy as np
 import pytest
 
-from initaudit.stats.fit import NO_FIT, SchemeFit
 from initaudit.stats.histogram import BINS, histogram
+from initaudit.stats.model import NO_FIT, Scheme, SchemeFit
 from initaudit.stats.moments import compute_stats
-from initaudit.stats.schemes import Scheme
 from initaudit.stats.values import as_values
 
 
 def _fit(family: str, std: float, matched: bool = True) -> SchemeFit:
-    scheme = Scheme("k", f"{family}(std={std})", family, std)
-    return SchemeFit(scheme.label, "k", family, 0.01, 100, std, 1.0, matched, True, None, scheme)
+    scheme = Scheme(key="k", label=f"{family}(std={std})", family=family, std=std)
+    return SchemeFit(
+        scheme=scheme.label,
+        key="k",
+        family=family,
+        statistic=0.01,
+        n=100,
+        expected_std=std,
+        ratio=1.0,
+        matched=matched,
+        closest=scheme,
+    )
 
 
 def _hist(arr: np.ndarray, fit: SchemeFit = NO_FIT):
