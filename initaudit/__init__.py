@@ -57,7 +57,7 @@ def audit(
         result = _audit_proto(model, opts)
     else:
         result = audit_file(model, opts)
-    return Report((result,), __version__, opts.config.fail_level)
+    return Report((result,), __version__, fail_on=opts.config.fail_level)
 
 
 def load_config(

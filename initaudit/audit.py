@@ -77,7 +77,7 @@ def audit_paths(
 ) -> Report:
     """Audit each model in turn; the report fails on ``options.config.fail_on``."""
     results = tuple(audit_file(p, options) for p in paths)
-    return Report(results, __version__, options.config.fail_level)
+    return Report(results, __version__, fail_on=options.config.fail_level)
 
 
 def _internal_message(exc: Exception) -> str:
@@ -100,7 +100,9 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
     )
     depth = propagate(graph, _second_moments(stats))
     selected = [r for r in options.rules if config.selects(r.code)]
-    findings = run_rules(RuleContext(sites, stats, config, depth), selected)
+    findings = run_rules(
+        RuleContext(sites=sites, stats=stats, config=config, depth=depth), selected
+    )
     # Per-tensor overrides (ignore, allow-zeros) apply to what rules found, so no rule needs
     # to know about them; a node glob matches any node that reads the tensor.
     nodes = {s.name: (s.node, *(u.node for u in s.uses)) for s in sites}
@@ -108,22 +110,21 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
     tensors = tuple(_tensor_report(site, stats[site.name]) for site in sites)
     layers = tuple(
         DepthEntry(
-            d.tensor,
-            d.node,
-            d.op_type,
-            d.log10_forward,
-            d.log10_backward,
+            tensor=d.tensor,
+            node=d.node,
+            op_type=d.op_type,
+            log10_forward=d.log10_forward,
+            log10_backward=d.log10_backward,
             log10_output=d.log10_output,
         )
         for d in depth.layers
     )
     result = FileResult(
         shown,
-        None,
-        tensors,
-        tuple(sorted(kept, key=lambda f: f.sort_key())),
-        layers,
-        depth.assumptions,
+        tensors=tensors,
+        findings=tuple(sorted(kept, key=lambda f: f.sort_key())),
+        depth=layers,
+        depth_assumptions=depth.assumptions,
     )
     if options.propagate is None:
         return result

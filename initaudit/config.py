@@ -50,9 +50,6 @@ class Override:
     allow_zeros: bool = False
     scheme: str | None = None  # expected scheme, e.g. "normal(std=0.02)"
 
-    def matches(self, tensor: str | None, node: str | None) -> bool:
-        return self.matches_any(tensor, () if node is None else (node,))
-
     def matches_any(self, tensor: str | None, nodes: Iterable[str]) -> bool:
         """True if the tensor's name, or any node that uses it, matches one of the globs."""
         if tensor is not None and any(fnmatch.fnmatchcase(tensor, g) for g in self.tensors):

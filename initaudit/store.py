@@ -70,7 +70,7 @@ def np_dtype(data_type: int) -> np.dtype:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type)).newbyteorder("<")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoredTensor:
     """A tensor as stored in the file, validated but not yet read."""
 

@@ -6,7 +6,7 @@ every field is documented and every record is frozen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
 from initaudit.findings import Finding, Severity
@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # a record of the stats stage, carried as is; only --html rea
     from initaudit.stats.histogram import Histogram
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TensorReport:
     """What initaudit inferred and measured about one tensor (README "JSON output" has each
     field). ``mean``/``std``/``min``/``max`` are over finite values, after dequantization."""
@@ -52,7 +52,7 @@ class ErrorEntry:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DepthEntry:
     """One weighted layer on the path from inputs to outputs (README "Signal propagation").
 
@@ -78,6 +78,7 @@ class FileResult:
 
     path: str
     error: ErrorEntry | None = None
+    _: KW_ONLY
     tensors: tuple[TensorReport, ...] = ()
     findings: tuple[Finding, ...] = ()
     depth: tuple[DepthEntry, ...] = ()
@@ -92,7 +93,7 @@ class FileResult:
         raise KeyError(name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Summary:
     files: int
     errors: int
@@ -112,6 +113,7 @@ class Report:
 
     files: tuple[FileResult, ...]
     version: str
+    _: KW_ONLY
     fail_on: Severity | None = field(default=Severity.ERROR)
     baselined: int = 0
 

@@ -20,7 +20,7 @@ from initaudit.stats.measure import SiteStats
 TRAINED_MIN_SIZE = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RuleContext:
     sites: Sequence[WeightSite]
     stats: Mapping[str, SiteStats]
@@ -105,9 +105,3 @@ class Rule:
     @classmethod
     def explanation(cls) -> str:
         return inspect.cleandoc(cls.__doc__ or "")
-
-
-def where(site: WeightSite) -> str:
-    """'Gemm fc1.weight [256, 512]'-style context for messages."""
-    shape = "x".join(str(d) for d in site.shape) or "scalar"
-    return f"{site.role} [{shape}]"

@@ -30,7 +30,7 @@ NORMAL_REACH = 4.0  # a normal's curve is drawn out to this many std
 _TN_MASS = math.erf(2.0 / math.sqrt(2.0))  # P(|z| <= 2) of a standard normal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExpectedDensity:
     """The density a scheme predicts, as a curve: ``y`` is a probability density at ``x``."""
 
@@ -42,7 +42,7 @@ class ExpectedDensity:
     y: tuple[float, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Histogram:
     """``counts[i]`` values fell in ``[edges[i], edges[i + 1])`` (the last bin is closed);
     ``density`` is counts / (n · width), on the same scale as the expected curve."""
@@ -73,13 +73,15 @@ def histogram(values: Values, moments: TensorStats, fit: SchemeFit) -> Histogram
     expected = None
     if family is not None and std is not None and label is not None:
         x, y = _curve(family, std, lo, hi)
-        expected = ExpectedDensity(label, family, std, fit.matched, x, y)
+        expected = ExpectedDensity(
+            label=label, family=family, std=std, matched=fit.matched, x=x, y=y
+        )
     return Histogram(
-        tuple(float(e) for e in edges),
-        tuple(int(c) for c in counts),
-        tuple(float(d) for d in density),
-        int(sample.size),
-        expected,
+        edges=tuple(float(e) for e in edges),
+        counts=tuple(int(c) for c in counts),
+        density=tuple(float(d) for d in density),
+        n=int(sample.size),
+        expected=expected,
     )
 
 

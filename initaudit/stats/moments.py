@@ -38,7 +38,7 @@ TINY = 1e-30
 HUGE = 1e4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TensorStats:
     size: int
     n_zero: int

@@ -71,13 +71,3 @@ def _unit_jitter(n: int) -> np.ndarray:
     u = np.random.default_rng(_SEED + 1).random(n) - 0.5
     u.flags.writeable = False
     return u
-
-
-def excess_kurtosis(sample: np.ndarray) -> float | None:
-    if sample.size < 8:
-        return None
-    c = sample - sample.mean()
-    var = float(np.mean(c * c))
-    if var == 0:
-        return None
-    return float(np.mean(c**4) / (var * var) - 3.0)

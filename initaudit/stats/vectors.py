@@ -20,7 +20,7 @@ from initaudit.stats.values import Values, as_values
 TINY_STD = 1e-4  # timm's N(0, 1e-6) MLP biases; below anything a fan-based init gives
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VectorFit:
     scheme: str  # readable: zeros, ones, constant(c), pytorch_default, uniform(bound=...), ...
     expected: bool  # a value frameworks use for this role
@@ -38,14 +38,14 @@ def fit_vector(site: WeightSite, values: Values | np.ndarray, m: TensorStats) ->
         v = lo
         name = "zeros" if v == 0 else "ones" if v == 1 else f"constant({v:.6g})"
         if site.role == Role.NORM_SCALE:
-            return VectorFit(name, v == 1.0)
+            return VectorFit(scheme=name, expected=v == 1.0)
         if site.role == Role.NORM_SHIFT:
-            return VectorFit(name, v == 0.0)
+            return VectorFit(scheme=name, expected=v == 0.0)
         # A constant head bias is timm's -log(num_classes) (jax_nlhb) or a deliberate prior.
-        return VectorFit(name, v == 0.0 or _is_log_prior(v, m.size))
+        return VectorFit(scheme=name, expected=v == 0.0 or _is_log_prior(v, m.size))
     if site.role == Role.BIAS:
         return _bias_fit(site, values, m)
-    return VectorFit(f"std={m.std:.3g}", False)
+    return VectorFit(scheme=f"std={m.std:.3g}", expected=False)
 
 
 def _is_log_prior(v: float, n: int) -> bool:
@@ -55,9 +55,11 @@ def _is_log_prior(v: float, n: int) -> bool:
 def _bias_fit(site: WeightSite, values: Values | np.ndarray, m: TensorStats) -> VectorFit:
     flat = as_values(values).array().reshape(-1)  # a vector: small
     if np.all((flat == 0) | (flat == 1)):
-        return VectorFit("zeros with a block of ones (keras unit_forget_bias)", True)
+        return VectorFit(
+            scheme="zeros with a block of ones (keras unit_forget_bias)", expected=True
+        )
     if (m.std or 0.0) < TINY_STD and abs(m.mean or 0.0) < TINY_STD:
-        return VectorFit(f"normal(std={m.std:.2g}) (near zero)", True)
+        return VectorFit(scheme=f"normal(std={m.std:.2g}) (near zero)", expected=True)
     absmax = max(abs(m.min or 0.0), abs(m.max or 0.0))
     bounds = [
         1.0 / math.sqrt(f) for f in (site.fan_in, site.hidden_size) if f is not None and f > 0
@@ -65,5 +67,5 @@ def _bias_fit(site: WeightSite, values: Values | np.ndarray, m: TensorStats) -> 
     for b in bounds:
         # Uniform on ±b: nothing beyond b (fp16 rounding aside), and the spread of a uniform.
         if absmax <= b * (1 + 2**-8) and m.size >= 2 and (m.std or 0) >= b / math.sqrt(3) / 3:
-            return VectorFit(f"pytorch_default (uniform(+-{b:.3g}))", True)
-    return VectorFit(f"values with mean={m.mean:.3g}, std={m.std:.3g}", False)
+            return VectorFit(scheme=f"pytorch_default (uniform(+-{b:.3g}))", expected=True)
+    return VectorFit(scheme=f"values with mean={m.mean:.3g}, std={m.std:.3g}", expected=False)

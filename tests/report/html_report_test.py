@@ -101,8 +101,23 @@ def test_depth_profile_shows_measurement_and_gaps() -> None:
     """With --propagate a second panel sets the measured scale beside the prediction; a layer
     whose prediction is 0 (after a zero weight) is named, not plotted off the chart."""
     depth = (
-        DepthEntry("a.weight", "n0", "Gemm", 0.1, 0.0, measured_log10_output=0.2, log10_output=0.1),
-        DepthEntry("b.weight", "n1", "Gemm", -math.inf, -0.5, log10_output=-math.inf),
+        DepthEntry(
+            tensor="a.weight",
+            node="n0",
+            op_type="Gemm",
+            log10_forward=0.1,
+            log10_backward=0.0,
+            measured_log10_output=0.2,
+            log10_output=0.1,
+        ),
+        DepthEntry(
+            tensor="b.weight",
+            node="n1",
+            op_type="Gemm",
+            log10_forward=-math.inf,
+            log10_backward=-0.5,
+            log10_output=-math.inf,
+        ),
     )
     report = Report((FileResult("m.onnx", depth=depth),), "0")
     page = html_report.render(report)
