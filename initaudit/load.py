@@ -18,9 +18,9 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from initaudit.errors import InputError
@@ -78,19 +78,24 @@ def _check_model_header(model: onnx.ModelProto) -> None:
         )
 
 
+def _repeated(fd: Any) -> bool:
+    """protobuf >= 5 has ``is_repeated``; older releases only the label."""
+    if hasattr(fd, "is_repeated"):
+        return bool(fd.is_repeated)
+    return bool(fd.label == fd.LABEL_REPEATED)
+
+
 # TensorProto fields but raw_data: reading raw_data, as ListFields does, copies the tensor's
 # bytes, and a bytes field holds no text.
-_TENSOR_FIELDS = tuple(
-    (fd, fd.is_repeated if hasattr(fd, "is_repeated") else fd.label == fd.LABEL_REPEATED)
-    for fd in onnx.TensorProto.DESCRIPTOR.fields
-    if fd.type != fd.TYPE_BYTES
+_TENSOR_FIELDS: tuple[tuple[Any, bool], ...] = tuple(
+    (fd, _repeated(fd)) for fd in onnx.TensorProto.DESCRIPTOR.fields if fd.type != fd.TYPE_BYTES
 )
 
 
-def _set_fields(msg: Message) -> list[tuple[FieldDescriptor, object]]:
+def _set_fields(msg: Message) -> list[tuple[Any, Any]]:
     if not isinstance(msg, onnx.TensorProto):
-        return msg.ListFields()
-    out: list[tuple[FieldDescriptor, object]] = []
+        return list(msg.ListFields())
+    out: list[tuple[Any, Any]] = []
     for fd, repeated in _TENSOR_FIELDS:
         value = getattr(msg, fd.name)
         if (len(value) > 0) if repeated else msg.HasField(fd.name):

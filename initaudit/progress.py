@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO, Any
+from typing import Any, TextIO
 
 import click
 
@@ -19,7 +19,7 @@ from initaudit.stats.measure import Progress
 DELAY = 0.5  # seconds into a file before its bar appears
 
 
-def wanted(quiet: bool, stream: IO[str] | None = None) -> bool:
+def wanted(quiet: bool, stream: TextIO | None = None) -> bool:
     """A bar is shown on a terminal, outside CI, unless --quiet."""
     stream = sys.stderr if stream is None else stream
     ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
@@ -29,7 +29,7 @@ def wanted(quiet: bool, stream: IO[str] | None = None) -> bool:
 class ProgressBar:
     """Callable as ``audit_paths(..., progress=bar)``; one click bar per file."""
 
-    def __init__(self, stream: IO[str] | None = None, delay: float | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, delay: float | None = None) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.delay = DELAY if delay is None else delay
         self._path: str | None = None

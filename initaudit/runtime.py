@@ -126,7 +126,7 @@ def default_backend() -> str:
 
 def _run(
     model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: list[str], backend: str
-) -> list:
+) -> list[np.ndarray]:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     try:

@@ -97,13 +97,13 @@ def parse_in_pieces(p: Path) -> onnx.ModelProto | None:
         with memoryview(mapped) as view:
             for number, wire, start, value, end in _wire_fields(mapped, 0, len(mapped)):
                 if number != 7 or wire != 2:  # not ModelProto.graph
-                    model.MergeFromString(view[start:end])
+                    model.MergeFromString(view[start:end])  # type: ignore[arg-type]  # a buffer is fine
                     continue
                 model.graph.MergeFromString(b"")  # present even if empty, as a parse makes it
                 piece = value
                 for _, _, _, _, sub_end in _wire_fields(mapped, value, end):
                     if sub_end - piece >= PIECE_BYTES or sub_end == end:
-                        model.graph.MergeFromString(view[piece:sub_end])
+                        model.graph.MergeFromString(view[piece:sub_end])  # type: ignore[arg-type]
                         _give_back(mapped, piece, sub_end)
                         piece = sub_end
     except (DecodeError, ValueError, RecursionError):  # malformed: the plain path decides

@@ -39,7 +39,7 @@ def is_norm_factor(index: GraphIndex, consts: Constants, values: list[str]) -> b
     for v in values:
         frontier, hops = [v], 0
         while frontier and hops < 6:
-            nxt = []
+            nxt: list[str] = []
             for w in frontier:
                 n = index.producer_of(w)
                 if n is None:

@@ -18,6 +18,7 @@ import io
 import math
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from initaudit.report.model import DepthEntry, TensorReport
@@ -62,12 +63,17 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def _svg(fig: Any, prefix: str) -> str:
-    """The figure as an inline ``<svg>`` element, its ids prefixed to be unique in the page."""
+def _style() -> AbstractContextManager[None]:
+    """The page's figure style (matplotlib's stubs want literal rc keys, hence the ignore)."""
     from matplotlib import rc_context
 
+    return rc_context(_RC)  # type: ignore[arg-type]
+
+
+def _svg(fig: Any, prefix: str) -> str:
+    """The figure as an inline ``<svg>`` element, its ids prefixed to be unique in the page."""
     buf = io.StringIO()
-    with rc_context(_RC):
+    with _style():
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = text[text.index("<svg") :]
@@ -82,9 +88,7 @@ def histogram_svg(t: TensorReport, prefix: str) -> str:
     h: Histogram | None = t.histogram
     if h is None:
         return ""
-    from matplotlib import rc_context
-
-    with rc_context(_RC):
+    with _style():
         fig = _figure(4.2, 2.7)
         ax = fig.add_subplot()
         ax.stairs(h.density, h.edges, fill=True, color=VALUES, alpha=0.55, label=_values_label(h))
@@ -127,11 +131,9 @@ def _finite(values: Sequence[float | None]) -> list[float]:
 def depth_svg(depth: Sequence[DepthEntry], band: float, prefix: str) -> str:
     """Predicted log10 second moment by layer, forward and backward, inside the IA203 band;
     with ``--propagate`` a second panel sets the measured output scale beside the prediction."""
-    from matplotlib import rc_context
-
     measured = any(d.measured_log10_output is not None for d in depth)
     x = list(range(1, len(depth) + 1))
-    with rc_context(_RC):
+    with _style():
         fig = _figure(7.5, 5.2 if measured else 3.0)
         axes = fig.subplots(2 if measured else 1, 1, sharex=True, squeeze=False)[:, 0]
         ax = axes[0]

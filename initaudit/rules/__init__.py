@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from initaudit.findings import Finding
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.rules.ia101_zero_weight import ZeroWeight
 from initaudit.rules.ia102_constant_weight import ConstantWeight
@@ -41,7 +42,7 @@ def rule_by_code(code: str) -> type[Rule] | None:
     return next((r for r in ALL_RULES if r.code == code.upper()), None)
 
 
-def run_rules(ctx: RuleContext, rules: Sequence[type[Rule]] = ALL_RULES) -> list:
+def run_rules(ctx: RuleContext, rules: Sequence[type[Rule]] = ALL_RULES) -> list[Finding]:
     return [f for r in rules for f in r().check(ctx)]
 
 

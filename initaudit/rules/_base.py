@@ -16,6 +16,7 @@ from initaudit.findings import Finding, Severity
 from initaudit.graph.model import MATRIX_ROLES, Role, WeightSite
 from initaudit.signal.model import DepthProfile
 from initaudit.stats.measure import SiteStats
+from initaudit.stats.model import Family
 
 TRAINED_MIN_SIZE = 1024
 
@@ -68,7 +69,7 @@ class RuleContext:
             for _, st in self.weights()
             if st.moments.size >= TRAINED_MIN_SIZE
             and st.fit.scheme is not None
-            and st.fit.family not in ("constant",)
+            and st.fit.family != Family.CONSTANT
         ]
         if len(sizeable) < 2:
             return False

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
-from initaudit.graph.model import WeightSite
+from initaudit.graph.model import End, Kind, WeightSite
 from initaudit.rules._base import Rule, RuleContext
 
 
@@ -63,16 +63,16 @@ class ZeroWeight(Rule):
 # Where a zero weight is a known technique rather than a bug: the layer's output reaches a
 # linear end, so the rest of the network still sees (and trains) a non-degenerate signal.
 _INTENTIONAL = {
-    "residual": "a zero-initialized last layer of a residual branch (zero_init_residual, "
+    End.RESIDUAL: "a zero-initialized last layer of a residual branch (zero_init_residual, "
     "Fixup, LoRA-B, adaLN-Zero)",
-    "output": "a zero-initialized readout/head (muP, Fixup, timm 'jax' head init)",
-    "gate": "a zero-initialized gate or modulation (adaLN-Zero, gated units)",
-    "attention": "a zero-initialized query/key projection (muP)",
+    End.OUTPUT: "a zero-initialized readout/head (muP, Fixup, timm 'jax' head init)",
+    End.GATE: "a zero-initialized gate or modulation (adaLN-Zero, gated units)",
+    End.ATTENTION: "a zero-initialized query/key projection (muP)",
 }
 
 
 def intentional_zero(site: WeightSite) -> str | None:
     act = site.activation
-    if act is None or act.kind != "linear" or act.end is None:
+    if act is None or act.kind != Kind.LINEAR or act.end is None:
         return None
     return _INTENTIONAL.get(act.end)

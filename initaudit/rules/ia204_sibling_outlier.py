@@ -10,6 +10,7 @@ from initaudit.graph.facts import name_template
 from initaudit.graph.model import WeightSite
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
+from initaudit.stats.model import RANDOM_FAMILIES, Family
 
 MIN_GROUP = 3
 SPREAD = 1.25  # a sibling this far from the group's median std is an outlier
@@ -51,7 +52,7 @@ class SiblingOutlier(Rule):
     def check(self, ctx: RuleContext) -> Iterator[Finding]:
         groups: dict[tuple[object, ...], list[tuple[WeightSite, SiteStats]]] = defaultdict(list)
         for site, st in ctx.judged():
-            if st.fit.family == "constant" or not st.moments.std:
+            if st.fit.family == Family.CONSTANT or not st.moments.std:
                 continue
             groups[_key(site)].append((site, st))
         for key, members in groups.items():
@@ -77,9 +78,7 @@ class SiblingOutlier(Rule):
                 abs(math.log(std / median)) > math.log(SPREAD) and abs(std - median) > 5 * se
             )
             off_family = (
-                st.fit.family != common
-                and st.fit.fits_family
-                and st.fit.family in ("uniform", "normal", "trunc_normal")
+                st.fit.family != common and st.fit.fits_family and st.fit.family in RANDOM_FAMILIES
             )
             if off_scale or off_family:
                 odd.append((site, st, std, off_scale))

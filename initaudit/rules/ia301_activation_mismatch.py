@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
+from initaudit.graph.model import Kind
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.recommend import recommended
 
@@ -43,7 +44,7 @@ class ActivationMismatch(Rule):
                 1
                 for site, _ in ctx.weights()
                 if site.activation
-                and site.activation.kind == "relu"
+                and site.activation.kind == Kind.RELU
                 and not site.activation.normalized
             )
             >= DEEP
@@ -55,7 +56,7 @@ class ActivationMismatch(Rule):
                 continue
             rec = recommended(site)
             fix = f"{rec.fix} (std {rec.std:.3g})" if rec else None
-            if fit.gain_for == "relu" and act.kind in ("tanh", "sigmoid"):
+            if fit.gain_for == "relu" and act.kind in (Kind.TANH, Kind.SIGMOID):
                 yield self.finding(
                     site,
                     f"{fit.scheme} uses the ReLU gain sqrt(2) but the layer feeds {act.label}: "
@@ -65,7 +66,7 @@ class ActivationMismatch(Rule):
             elif (
                 fit.key in ("xavier_uniform", "xavier_normal", "glorot_normal")
                 and fit.gain_for == "linear"
-                and act.kind == "relu"
+                and act.kind == Kind.RELU
                 and not act.normalized
                 and deep_relu
             ):

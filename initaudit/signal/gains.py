@@ -50,7 +50,7 @@ SELU_SCALE = 1.0507009873554805
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-x) without overflow: e^-logaddexp(0, -x)."""
-    return np.exp(-np.logaddexp(0.0, -x))
+    return np.asarray(np.exp(-np.logaddexp(0.0, -x)))
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
+    return np.asarray(np.logaddexp(0.0, x))
 
 
 def _elu(alpha: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -93,7 +93,7 @@ def activation_fn(kind: str, alpha: float | None) -> Callable[[np.ndarray], np.n
 
 def _derivative(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     h = 1e-4 * np.maximum(1.0, np.abs(x))
-    return (f(x + h) - f(x - h)) / (2 * h)
+    return np.asarray((f(x + h) - f(x - h)) / (2 * h))
 
 
 def factors(kind: str, alpha: float | None, log10_q: float) -> tuple[float, float] | None:

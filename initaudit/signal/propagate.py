@@ -128,11 +128,11 @@ def _topological(graph: ModelGraph) -> list[Node]:
     indeg: dict[int, int] = {}
     users: dict[int, list[Node]] = {}
     for n in index.nodes:
-        preds = {p.id for i in n.inputs if (p := index.producer_of(i)) is not None}
+        preds = {m.id for i in n.inputs if (m := index.producer_of(i)) is not None}
         preds.discard(n.id)
         indeg[n.id] = len(preds)
-        for p in preds:
-            users.setdefault(p, []).append(n)
+        for pred in preds:
+            users.setdefault(pred, []).append(n)
     ready = deque(n for n in index.nodes if indeg[n.id] == 0)
     order: list[Node] = []
     while ready:

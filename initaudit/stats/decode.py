@@ -37,14 +37,14 @@ def _by_table(dtype: np.dtype) -> Widen:
     view = np.uint8 if dtype.itemsize == 1 else np.dtype("<u2")
 
     def widen(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return table.take(a.view(view), out=out, mode="clip")
+        return np.asarray(table.take(a.view(view), out=out, mode="clip"))  # type: ignore[call-overload]
 
     return widen
 
 
 def _bfloat16(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     bits = None if out is None else out.view(np.uint32)
-    return np.left_shift(a.view("<u2"), 16, out=bits, dtype=np.uint32).view(np.float32)
+    return np.asarray(np.left_shift(a.view("<u2"), 16, out=bits, dtype=np.uint32).view(np.float32))
 
 
 def _to_float32(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -34,7 +34,7 @@ def phi(z: float) -> float:
 def _phi_table() -> np.ndarray:
     """Φ at -_EDGE, -_EDGE + _STEP, ..., _EDGE (73,729 values, ~20 ms once)."""
     z = np.arange(-_EDGE, _EDGE + _STEP / 2, _STEP)
-    return np.frompyfunc(phi, 1, 1)(z).astype(np.float64)
+    return np.asarray(np.frompyfunc(phi, 1, 1)(z), dtype=np.float64)
 
 
 def ndtr(z: np.ndarray) -> np.ndarray:
@@ -50,7 +50,7 @@ def ndtr(z: np.ndarray) -> np.ndarray:
     i = np.minimum(t.astype(np.intp), table.size - 2)
     t -= i
     low = table[i]
-    return low + (table[i + 1] - low) * t
+    return np.asarray(low + (table[i + 1] - low) * t)
 
 
 def norm_cdf(x: np.ndarray, loc: float, scale: float) -> np.ndarray:
@@ -74,7 +74,7 @@ def truncnorm_cdf(x: np.ndarray, loc: float, scale: float) -> np.ndarray:
 def norm_logpdf(x: np.ndarray, scale: float) -> np.ndarray:
     """``scipy.stats.norm.logpdf(x, scale=scale)``."""
     z = x / scale
-    return (-(z**2) / 2.0 - _LOG_SQRT_2PI) - np.log(scale)
+    return np.asarray((-(z**2) / 2.0 - _LOG_SQRT_2PI) - np.log(scale))
 
 
 def truncnorm_logpdf(x: np.ndarray, a: float, b: float, scale: float) -> np.ndarray:

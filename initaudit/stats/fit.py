@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from initaudit.graph.model import ModelFacts, WeightSite
+from initaudit.graph.model import Kind, ModelFacts, WeightSite
 from initaudit.stats import dists
 from initaudit.stats.dists import family_cdf, ks_statistic
 from initaudit.stats.kolmogorov import critical_value
@@ -67,7 +67,7 @@ def fit_scheme(
     )
     if exact is not None:
         return exact
-    if is_sinusoidal(values, site.dtype, m.min, m.max):
+    if m.min is not None and m.max is not None and is_sinusoidal(values, site.dtype, m.min, m.max):
         return SINUSOIDAL
     sample = break_ties(subsample(values))
     n = sample.size
@@ -183,7 +183,7 @@ def _gain_family(site: WeightSite) -> str | None:
         return None
     if act.kind in _RELU_LIKE:
         return "relu"
-    if act.kind in ("softmax", "unknown"):
+    if act.kind in (Kind.SOFTMAX, Kind.UNKNOWN):
         return "linear"
     return act.kind
 
@@ -206,11 +206,11 @@ def _loglik(sample: np.ndarray, c: Scheme, tol: float) -> float:
     normal) admits values beyond it only by the storage rounding ``tol``: the bound is what
     tells kaiming_uniform from a near-identical xavier_uniform."""
     edge = c.bound * (1.0 + tol)
-    if c.family in ("uniform", "trunc_normal") and np.max(np.abs(sample)) > edge:
+    if c.family in (Family.UNIFORM, Family.TRUNC_NORMAL) and np.max(np.abs(sample)) > edge:
         return -math.inf
-    if c.family == "uniform":
+    if c.family == Family.UNIFORM:
         return -sample.size * math.log(2 * edge)
-    if c.family == "trunc_normal":
+    if c.family == Family.TRUNC_NORMAL:
         sigma = c.std / TN_STD
         return float(
             np.sum(dists.truncnorm_logpdf(sample, -2.0 * (1 + tol), 2.0 * (1 + tol), sigma))
@@ -220,8 +220,8 @@ def _loglik(sample: np.ndarray, c: Scheme, tol: float) -> float:
 
 def _family_label(family: str, std: float, mean: float) -> str:
     shift = f", mean={mean:.3g}" if abs(mean) > 0.1 * std else ""
-    if family == "uniform":
+    if family == Family.UNIFORM:
         return f"uniform(bound={std * math.sqrt(3.0):.3g}{shift})"
-    if family == "trunc_normal":
+    if family == Family.TRUNC_NORMAL:
         return f"trunc_normal(std={std / TN_STD:.3g}, at 2 std{shift})"
     return f"normal(std={std:.3g}{shift})"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initaudit.stats.model import TN_STD, SchemeFit
+from initaudit.stats.model import RANDOM_FAMILIES, TN_STD, Family, SchemeFit
 from initaudit.stats.moments import TensorStats
 from initaudit.stats.sample import subsample
 from initaudit.stats.values import Values
@@ -90,7 +90,7 @@ def _expected(fit: SchemeFit) -> tuple[str | None, float | None, str | None]:
     if fit.matched and fit.closest is not None:
         c = fit.closest
         return c.family, c.std, c.label
-    if fit.matched and fit.family in ("uniform", "normal", "trunc_normal"):
+    if fit.matched and fit.family in RANDOM_FAMILIES:
         return fit.family, fit.expected_std, fit.scheme
     if fit.closest is not None and fit.closest.std > 0:
         c = fit.closest
@@ -100,20 +100,20 @@ def _expected(fit: SchemeFit) -> tuple[str | None, float | None, str | None]:
 
 def _reach(family: str, std: float) -> float:
     """How far from 0 the expected density is worth drawing: its support, or 4 std."""
-    if family == "uniform":
+    if family == Family.UNIFORM:
         return std * math.sqrt(3.0)
-    if family == "trunc_normal":
+    if family == Family.TRUNC_NORMAL:
         return 2.0 * std / TN_STD
     return NORMAL_REACH * std
 
 
 def _curve(family: str, std: float, lo: float, hi: float) -> tuple[tuple[float, ...], ...]:
     """The density on [lo, hi]; bounded families get vertical edges at their support."""
-    if family == "uniform":
+    if family == Family.UNIFORM:
         b = std * math.sqrt(3.0)
         h = 1.0 / (2.0 * b)
         return (lo, -b, -b, b, b, hi), (0.0, 0.0, h, h, 0.0, 0.0)
-    if family == "trunc_normal":
+    if family == Family.TRUNC_NORMAL:
         sigma = std / TN_STD
         a = 2.0 * sigma
         x = np.linspace(-a, a, CURVE_POINTS)

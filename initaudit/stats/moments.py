@@ -79,7 +79,8 @@ def compute_stats(values: Values | np.ndarray) -> TensorStats:
 def _below(limit: float, dtype: np.dtype) -> np.floating:
     """The least ``dtype`` value t with x < limit <=> x < t for every ``dtype`` value x."""
     t = dtype.type(limit)
-    return np.nextafter(t, dtype.type(np.inf)) if float(t) < limit else t
+    up: np.floating = np.nextafter(t, dtype.type(np.inf))
+    return up if float(t) < limit else t
 
 
 class _Accumulator:

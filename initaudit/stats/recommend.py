@@ -53,9 +53,9 @@ def recommended(site: WeightSite) -> Scheme | None:
     if not fi or not fo or site.role not in (Role.WEIGHT, Role.RECURRENT):
         return None
     act = site.activation
-    kind = act.kind if act else "unknown"
+    kind = act.kind if act else Kind.UNKNOWN
     if kind in RELU_LIKE:
-        slope = act.alpha if act is not None and kind == "leaky_relu" else None
+        slope = act.alpha if act is not None and kind == Kind.LEAKY_RELU else None
         gain = leaky_gain(slope) if slope is not None else SQRT2
         nl = (
             f'nonlinearity="leaky_relu", a={slope:g}'
@@ -70,14 +70,14 @@ def recommended(site: WeightSite) -> Scheme | None:
             gain_for="relu",
             fix=f"nn.init.kaiming_normal_(w, {nl})",
         )
-    if kind == "tanh":
+    if kind == Kind.TANH:
         return _uniform(
             "xavier_uniform(gain=tanh)",
             5.0 / 3.0 * math.sqrt(6.0 / (fi + fo)),
             "tanh",
             'nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain("tanh"))',
         )
-    if kind == "selu":
+    if kind == Kind.SELU:
         return Scheme(
             key="lecun_normal",
             label="lecun_normal",

@@ -113,8 +113,10 @@ def _words(x: np.ndarray) -> np.ndarray:
         return x.view(np.uint32)
     if size == 8:
         v = np.bitwise_and(x.view(np.uint64), np.uint64(0x7FFF_FFFF_FFFF_FFFF))
-        return np.bitwise_xor(v, v >> np.uint64(32)).astype(np.uint32)
-    return np.bitwise_and(x.view(f"u{size}"), (1 << (8 * size - 1)) - 1, dtype=np.uint32)
+        return np.asarray(np.bitwise_xor(v, v >> np.uint64(32)).astype(np.uint32))
+    return np.asarray(
+        np.bitwise_and(x.view(f"u{size}"), (1 << (8 * size - 1)) - 1, dtype=np.uint32)
+    )
 
 
 def _hash_units(block: np.ndarray) -> np.ndarray:

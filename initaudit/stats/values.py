@@ -144,7 +144,7 @@ def dequantize(
         idx = np.arange(x.shape[ax]) // block_size
         s = np.take(scale, idx, axis=ax)
         z = np.take(zp, idx, axis=ax)
-        return (x - z) * s
+        return np.asarray((x - z) * s)
     if scale.ndim != 1 or scale.shape[0] != x.shape[ax]:
         raise InputError(
             "bad-tensor",
@@ -152,4 +152,4 @@ def dequantize(
         )
     shape = [1] * x.ndim
     shape[ax] = -1
-    return (x - zp.reshape(shape)) * scale.reshape(shape)
+    return np.asarray((x - zp.reshape(shape)) * scale.reshape(shape))
