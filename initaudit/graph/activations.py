@@ -10,6 +10,7 @@ Activations exporters decompose are recognized in graph/patterns.py.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 from initaudit.graph.consts import Constants
 from initaudit.graph.model import Activation, End, GraphIndex, Kind, Node
@@ -43,24 +44,14 @@ def activation_after(index: GraphIndex, consts: Constants, value: str) -> Activa
             quantized = True
         gated = gated_activation(index, consts, v)
         if gated is not None:
-            return Activation(
-                kind=gated.kind,
-                alpha=gated.alpha,
-                normalized=normalized,
-                approximate=gated.approximate,
-            )
+            return replace(gated, normalized=normalized)
         consumers = index.consumers_of(v)
         if (not consumers or v in index.graph_outputs) and first_end is None:
             first_end = End.OUTPUT
         for node, _slot in consumers:
             act = _single(consts, node)
             if act is not None:
-                return Activation(
-                    kind=act.kind,
-                    alpha=act.alpha,
-                    normalized=normalized,
-                    approximate=act.approximate,
-                )
+                return replace(act, normalized=normalized)
         for node, slot in consumers:
             nxt, is_norm, end = _step(index, consts, node, slot)
             if end and first_end is None:

@@ -1,0 +1,1 @@
+"""Stage 3b: the signal's scale through depth (IA203), predicted from the graph and E[w²]."""
