@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
@@ -138,26 +139,66 @@ def test_non_regular_files_never_block_the_real_command(tmp_path: Path) -> None:
     assert [ln.split(": ")[2] for ln in r.stderr.splitlines()] == ["not-a-file", "not-a-file"]
 
 
-def test_cycle_and_self_loop_terminate(tmp_path: Path) -> None:
+def _structural(name: str) -> onnx.ModelProto:
+    """A model onnx.checker refuses for its graph, not its bytes (README "Error codes")."""
     w = M.tensor("W", M.torch_default((3, 4), 4))
-    nodes = [
-        helper.make_node("Gemm", ["x", "W"], ["h"], transB=1),
-        helper.make_node("Add", ["h", "z"], ["a"]),
-        helper.make_node("Relu", ["a"], ["z"]),
-        helper.make_node("Identity", ["W2"], ["W2"]),
-        helper.make_node("MatMul", ["z", "W2"], ["y"]),
-    ]
-    m = M.model(nodes, [w], [M.value_info("x", [1, 4])], [M.value_info("y", [1, 3])])
+    gemm = helper.make_node("Gemm", ["x", "W"], ["h"], transB=1, name="fc")
+    relu = helper.make_node("Relu", ["h"], ["y"], name="act")
+    nodes = [gemm, relu]
+    outputs = [M.value_info("y", [1, 3])]
+    if name == "cycle":  # the Gemm reads the output of the Relu it feeds
+        nodes = [
+            helper.make_node("Gemm", ["x", "W"], ["h"], transB=1, name="fc"),
+            helper.make_node("Add", ["h", "z"], ["a"], name="add"),
+            helper.make_node("Relu", ["a"], ["z"], name="act"),
+            helper.make_node("Identity", ["z"], ["y"], name="out"),
+        ]
+    elif name == "self-loop":
+        nodes = [gemm, helper.make_node("Add", ["h", "y"], ["y"], name="act")]
+    elif name == "dangling-input":
+        nodes = [helper.make_node("Gemm", ["x", "W", "ghost_bias"], ["h"], transB=1), relu]
+    elif name == "duplicate-output":
+        nodes = [gemm, relu, helper.make_node("Tanh", ["h"], ["y"], name="again")]
+    elif name == "unproduced-output":
+        outputs = [M.value_info("nowhere", [1, 3])]
+    elif name == "mistyped-attribute":
+        gemm = helper.make_node("Gemm", ["x", "W"], ["h"], name="fc")
+        gemm.attribute.append(helper.make_attribute("transB", 1.0))
+        nodes = [gemm, relu]
+    return M.model(nodes, [w], [M.value_info("x", [1, 4])], outputs)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("cycle", "cycle through node"),
+        ("self-loop", "cycle through node 'act'"),
+        ("dangling-input", "reads 'ghost_bias', which no node"),
+        ("duplicate-output", "node 'act' (Relu) and node 'again' (Tanh) both write 'y'"),
+        ("unproduced-output", "graph output 'nowhere' is produced by no node"),
+        ("mistyped-attribute", "node 'fc' (Gemm): attribute transB is stored as FLOAT"),
+    ],
+)
+def test_a_graph_that_is_not_a_graph_is_an_input_error(
+    tmp_path: Path, name: str, words: str
+) -> None:
+    """onnx.checker refuses each of these and no runtime loads them: never a clean audit."""
+    m = _structural(name)
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(m, full_check=True)
     with F.time_limit(F.TIME_LIMIT):
-        code, out, err = run(M.save(m, tmp_path / "cycle.onnx"), "--format", "json")
-    assert code in (0, 1) and err == ""
-    assert [t["name"] for t in json.loads(out)["files"][0]["tensors"]] == ["W"]
+        code, out, err = run(M.save(m, tmp_path / f"{name}.onnx"), "--format", "json")
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith(f"initaudit: {tmp_path / name}.onnx: invalid-model: ") and words in line
+    (entry,) = json.loads(out)["files"]
+    assert entry["error"]["code"] == "invalid-model" and entry["tensors"] == []
 
 
 def _unusual(tmp: Path, name: str) -> Path:
     w = M.torch_default((3, 4), 4)
     x, y = [M.value_info("x", [1, 4])], [M.value_info("y", [1, 3])]
-    gemm = helper.make_node("Gemm", ["x", "W", "ghost_bias"], ["y"], transB=1)
+    gemm = helper.make_node("Gemm", ["x", "W", ""], ["y"], transB=1)
     if name == "float-data":
         t = helper.make_tensor("W", TensorProto.FLOAT, [3, 4], w.reshape(-1).tolist())
         m = M.model([gemm], [t, helper.make_tensor("E", TensorProto.FLOAT, [0, 4], [])], x, y)
@@ -176,8 +217,8 @@ def _unusual(tmp: Path, name: str) -> Path:
 def test_unusual_but_valid_files_are_audited(
     tmp_path: Path, name: str, tensor: str, dtype: str
 ) -> None:
-    """float_data storage, a zero-element tensor, a dangling input (ghost_bias: nothing makes
-    it), a weight reached through Cast from fp16, external data with no offset or length."""
+    """float_data storage, a zero-element tensor, an omitted optional input, a weight reached
+    through Cast from fp16, external data with no offset or length."""
     code, out, err = run(_unusual(tmp_path, name), "--format", "json")
     assert code in (0, 1) and err == ""
     (entry,) = json.loads(out)["files"]

@@ -16,8 +16,17 @@ from types import MappingProxyType
 
 import onnx
 
+from initaudit.errors import InputError
 from initaudit.graph.model import GraphIndex, Node, NodeAttrs
 from initaudit.graph.ops import FOLDS_NORM
+from initaudit.graph.validate import (
+    Scopes,
+    check_body_outputs,
+    check_single_assignment,
+    check_structure,
+    check_unique,
+    node_label,
+)
 from initaudit.load import MAX_FUNCTION_DEPTH
 
 _A = onnx.AttributeProto
@@ -44,12 +53,37 @@ _ATTR_TYPES = {
 }
 
 
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
 def _attrs(node: onnx.NodeProto) -> NodeAttrs:
-    """The attributes NodeAttrs names, where stored with their type; the rest are not read."""
+    """The attributes NodeAttrs names; the rest are not read.
+
+    In the default domain each of them has one type in every op that has it, so another type
+    (or the same attribute twice) is an invalid model (``onnx.checker`` refuses it), not a
+    value to guess: ``transB`` stored
+    as a float would otherwise silently read as its default. Other domains' ops may use the
+    names differently, so there an attribute of another type is just not read.
+    """
     found: dict[str, object] = {}
     for a in node.attribute:
-        if _ATTR_TYPES.get(a.name) == a.type:
+        want = _ATTR_TYPES.get(a.name)
+        if want is None:
+            continue
+        if a.name in found:  # which of two values would the runtime use? checker refuses it
+            raise InputError(
+                "invalid-model",
+                f"{node_label(node.name, node.op_type)}: attribute {a.name} is given twice",
+            )
+        if a.type == want:
             found[a.name] = _attr_value(a)
+        elif node.domain in _DEFAULT_DOMAINS and not a.ref_attr_name:
+            stored, defined = _A.AttributeType.Name(a.type), _A.AttributeType.Name(want)
+            raise InputError(
+                "invalid-model",
+                f"{node_label(node.name, node.op_type)}: attribute {a.name} is stored as "
+                f"{stored}; ONNX defines it as {defined}",
+            )
     return NodeAttrs(**found) if found else NodeAttrs()  # type: ignore[arg-type]
 
 
@@ -133,13 +167,15 @@ def index_graph(model: onnx.ModelProto) -> GraphIndex:
         for i, name in enumerate(node.inputs):
             if name:
                 consumers.setdefault(name, []).append((node, i))
-    return GraphIndex(
+    index = GraphIndex(
         nodes=tuple(builder.nodes),
         producers=MappingProxyType(producers),
         consumers=MappingProxyType({k: tuple(v) for k, v in consumers.items()}),
         graph_inputs=frozenset(i.name for i in model.graph.input),
         graph_outputs=frozenset(o.name for o in model.graph.output),
     )
+    check_structure(index, builder.scopes())
+    return index
 
 
 class _Builder:
@@ -149,18 +185,53 @@ class _Builder:
         self.nodes: list[Node] = []
         self._function_protos = {(f.domain, f.name): f for f in model.functions}
         self._functions: dict[tuple[str, str], _Function] = {}
+        self._defined: set[str] = set()
+        self._reads: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        self._outputs: list[tuple[str, str]] = []
 
     def add_graph(self, graph: onnx.GraphProto, graph_label: str) -> None:
-        queue: deque[tuple[onnx.GraphProto, str]] = deque([(graph, graph_label)])
+        # (graph, label, outputs of the node that owns it: not visible inside its body)
+        queue: deque[tuple[onnx.GraphProto, str, frozenset[str]]] = deque(
+            [(graph, graph_label, frozenset())]
+        )
         while queue:
-            g, label = queue.popleft()
+            g, label, owner_outputs = queue.popleft()
+            inputs = [i.name for i in g.input]
+            inits = [t.name for t in g.initializer] + [
+                sp.values.name for sp in g.sparse_initializer
+            ]
+            check_unique(label, "graph input", inputs)
+            check_unique(label, "initializer", inits)
+            own = set(inputs) | set(inits)
+            self._defined |= own
+            self._outputs += ((label, o.name) for o in g.output)
+            writes = check_single_assignment(
+                label, ((n.name, n.op_type, n.output) for n in g.node), own - {""}
+            )
+            check_body_outputs(label, [o.name for o in g.output], writes | own, owner_outputs)
             for node in g.node:
                 for attr in node.attribute:
                     subs = list(attr.graphs) + ([attr.g] if attr.HasField("g") else [])
                     queue.extend(
-                        (sg, sg.name or f"{node.name or node.op_type}/{attr.name}") for sg in subs
+                        (
+                            sg,
+                            sg.name or f"{node.name or node.op_type}/{attr.name}",
+                            frozenset(node.output),
+                        )
+                        for sg in subs
                     )
-                self._add_node(_Stored.of(node), label, prefix="", rename={}, depth=0)
+                stored = _Stored.of(node)
+                label_n = node_label(node.name, node.op_type)
+                self._reads.append((label_n, stored.inputs, stored.outputs))
+                self._add_node(stored, label, prefix="", rename={}, depth=0)
+
+    def scopes(self) -> Scopes:
+        """The names each graph defines and reads, for graph/validate.py."""
+        return Scopes(
+            defined=frozenset(self._defined),
+            reads=tuple(self._reads),
+            outputs=tuple(self._outputs),
+        )
 
     def _function(self, key: tuple[str, str]) -> _Function | None:
         if key not in self._functions:
