@@ -186,8 +186,9 @@ class _Builder:
         self._function_protos = {(f.domain, f.name): f for f in model.functions}
         self._functions: dict[tuple[str, str], _Function] = {}
         self._defined: set[str] = set()
-        self._reads: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        self._reads: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = []
         self._outputs: list[tuple[str, str]] = []
+        self.expanded = False
 
     def add_graph(self, graph: onnx.GraphProto, graph_label: str) -> None:
         # (graph, label, outputs of the node that owns it: not visible inside its body)
@@ -221,8 +222,7 @@ class _Builder:
                         for sg in subs
                     )
                 stored = _Stored.of(node)
-                label_n = node_label(node.name, node.op_type)
-                self._reads.append((label_n, stored.inputs, stored.outputs))
+                self._reads.append((node.name, node.op_type, stored.inputs, stored.outputs))
                 self._add_node(stored, label, prefix="", rename={}, depth=0)
 
     def scopes(self) -> Scopes:
@@ -231,6 +231,7 @@ class _Builder:
             defined=frozenset(self._defined),
             reads=tuple(self._reads),
             outputs=tuple(self._outputs),
+            expanded=self.expanded,
         )
 
     def _function(self, key: tuple[str, str]) -> _Function | None:
@@ -254,6 +255,7 @@ class _Builder:
 
         fn = self._function((node.domain, node.op_type)) if depth < MAX_FUNCTION_DEPTH else None
         if fn is not None:
+            self.expanded = True
             inner_prefix = f"{prefix}{node.name or fn.name}/"
             inner: dict[str, str] = {}
             for formal, actual in zip(fn.inputs, node.inputs, strict=False):
