@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from initaudit import __version__
 from initaudit.cli import cli
 from tests import _models as M
+from tests._click import runner
 from tests.report._golden import assert_same_numbers, check_golden, run_format
 
 TENSOR_KEYS = [
@@ -51,7 +51,7 @@ def zero(tmp_path: Path) -> Path:
 
 
 def run(*args: str | Path) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli, ["--isolated", *(str(a) for a in args)])
+    r = runner().invoke(cli, ["--isolated", *(str(a) for a in args)])
     return r.exit_code, r.stdout, r.stderr
 
 

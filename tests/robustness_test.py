@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from initaudit import cli as cli_module
 from initaudit.errors import INPUT_ERROR_CODES
 from tests import _fuzzing as F
 from tests import _models as M
+from tests._click import runner
 
 # The module, not the initaudit.audit() function the package exports under the same name.
 pipeline = importlib.import_module("initaudit.audit")
@@ -32,7 +32,7 @@ COMMAND = [str(_EXE)] if _EXE.exists() else [sys.executable, "-m", "initaudit"]
 
 
 def run(*args: str | Path) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli_module.cli, [str(a) for a in args])
+    r = runner().invoke(cli_module.cli, [str(a) for a in args])
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
     return r.exit_code, r.stdout, r.stderr
 
@@ -213,7 +213,7 @@ def test_internal_error_is_one_line_unless_debug(
         cli_module.main([str(bad)])
     assert exited.value.code == 2
     assert capsys.readouterr().err == err
-    r = CliRunner().invoke(cli_module.cli, [str(bad), "--debug"])
+    r = runner().invoke(cli_module.cli, [str(bad), "--debug"])
     assert isinstance(r.exception, RuntimeError)  # re-raised for the traceback
     try:  # through the console entry point, --debug shows the traceback
         cli_module.main([str(bad), "--debug"])

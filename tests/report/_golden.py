@@ -28,10 +28,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from click.testing import CliRunner
 
 from initaudit.cli import cli
 from tests import _models as M
+from tests._click import runner
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -71,7 +71,7 @@ def run_format(folder: Path, fmt: str) -> tuple[int, str]:
     old = os.getcwd()
     os.chdir(folder)
     try:
-        r = CliRunner().invoke(cli, ["--isolated", "--format", fmt, *MODELS])
+        r = runner().invoke(cli, ["--isolated", "--format", fmt, *MODELS])
     finally:
         os.chdir(old)
     return r.exit_code, r.stdout

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from initaudit.cli import cli
+from tests._click import runner
 from tests.report import _chromium
 
 pytest.importorskip("matplotlib", reason="the HTML report needs the 'report' extra")
@@ -33,7 +33,7 @@ ROWS = "Array.from(document.querySelectorAll('#layers-0 tbody tr{}')).map(r => r
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("html") / "report.html"
-    r = CliRunner().invoke(cli, ["--isolated", str(NAIVE), str(ZERO), "--html", str(out)])
+    r = runner().invoke(cli, ["--isolated", str(NAIVE), str(ZERO), "--html", str(out)])
     assert r.exit_code == 1, r.output  # IA101 is an error
     return out
 
