@@ -271,8 +271,11 @@ _TORCH = ("mlp_duplicate_units__dynamo.onnx", "hf_bert_tiny__legacy.onnx", "gru_
 DETERMINISM_FIXTURES = [*(F.FIXTURES / "torch" / name for name in _TORCH), F.EXTERNAL]
 
 
+@pytest.mark.slow
 def test_output_is_byte_identical_across_hash_seeds() -> None:
-    """Set and dict orders must never leak into the report (PYTHONHASHSEED changes str hashes)."""
+    """Set and dict orders must never leak into the report (PYTHONHASHSEED changes str hashes).
+
+    Eight processes, each importing initaudit and auditing four models: slow, CI runs it."""
     runs = {}
     for fmt in ("text", "json"):
         for seed in ("0", "1", "2", "random"):
