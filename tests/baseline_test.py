@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 
 from initaudit.cli import cli
 from tests import _models as M
+from tests._click import runner
 
 
 def _zero_fc2(seed: int = 0, zero_fc1: bool = False) -> onnx.ModelProto:
@@ -28,7 +28,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli, ["--isolated", *args])
+    r = runner().invoke(cli, ["--isolated", *args])
     return r.exit_code, r.stdout, r.stderr
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from initaudit._version import __version__
 from initaudit.cli import cli
 from tests import _models as M
-from tests.report._golden import check_golden, run_format
+from tests._click import runner
+from tests.report._golden import assert_same_numbers, check_golden, run_format
 
 TENSOR_KEYS = [
     "name",
@@ -50,7 +51,7 @@ def zero(tmp_path: Path) -> Path:
 
 
 def run(*args: str | Path) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli, ["--isolated", *(str(a) for a in args)])
+    r = runner().invoke(cli, ["--isolated", *(str(a) for a in args)])
     return r.exit_code, r.stdout, r.stderr
 
 
@@ -164,6 +165,23 @@ def test_golden(fmt: str, golden: str, tmp_path: Path) -> None:
     code, out = run_format(tmp_path, fmt)
     assert code == 2
     check_golden(golden, out)
+
+
+def test_json_golden_allows_numpys_last_digits_not_a_real_change(tmp_path: Path) -> None:
+    """The JSON golden's computed floats may move as numpy's summation order does (2e-5
+    relative), never by a real change; stored extremes and fan-derived stds not at all."""
+    _, out = run_format(tmp_path, "json")
+    doc = json.loads(out)
+
+    def moved(key: str, factor: float) -> dict:
+        other = copy.deepcopy(doc)
+        other["files"][0]["tensors"][0][key] *= factor
+        return other
+
+    assert_same_numbers(moved("std", 1 + 2e-5), doc, "report.json")
+    for key, factor in (("std", 1 + 1e-3), ("ratio", 1 - 1e-3), ("min", 1 + 1e-9)):
+        with pytest.raises(AssertionError):
+            assert_same_numbers(moved(key, factor), doc, "report.json")
 
 
 def test_select_and_ignore_by_code_or_prefix(zero: Path) -> None:

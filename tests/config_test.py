@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from initaudit import load_config
 from initaudit.cli import cli
@@ -15,6 +14,7 @@ from initaudit.config import THRESHOLDS, Config, Override
 from initaudit.config_file import find_config
 from initaudit.errors import ConfigError
 from tests import _models as M
+from tests._click import runner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli, list(args))
+    r = runner().invoke(cli, list(args))
     return r.exit_code, r.stdout, r.stderr
 
 

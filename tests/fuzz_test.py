@@ -24,7 +24,6 @@ from typing import Any
 
 import onnx
 import pytest
-from click.testing import CliRunner
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, Phase, event, given, reject, settings
 from hypothesis import currently_in_test_context as in_hypothesis
@@ -35,6 +34,7 @@ from initaudit.audit import AuditOptions, audit_file
 from initaudit.cli import cli
 from initaudit.errors import INPUT_ERROR_CODES
 from tests import _fuzzing as F
+from tests._click import runner
 
 LONG = int(os.environ.get("INITAUDIT_FUZZ_EXAMPLES", "0"))
 TOTAL = LONG or 300
@@ -268,7 +268,7 @@ def test_cli_on_mutants_exits_0_1_or_2_with_one_line(case: F.Mutant, fmt: str) -
         path = folder / "model" / "m.onnx"
         path.write_bytes(case.data)
         with F.keep_on_hang(case.data), F.time_limit(F.TIME_LIMIT):
-            r = CliRunner().invoke(cli, [str(path), "--format", fmt])
+            r = runner().invoke(cli, [str(path), "--format", fmt])
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
     assert r.exit_code in (0, 1, 2)
     assert "Traceback" not in r.stdout + r.stderr

@@ -6,12 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from initaudit import progress
 from initaudit.cli import cli
 from initaudit.progress import ProgressBar
 from initaudit.stats.measure import Progress
+from tests._click import runner
 
 MODEL = Path(__file__).resolve().parent.parent / "fixtures" / "torch" / "hf_gpt2_tiny__dynamo.onnx"
 
@@ -59,5 +59,5 @@ def test_quick_file_prints_no_bar() -> None:
 def test_cli_stderr_stays_clean_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr(progress, "DELAY", 0.0)
-    r = CliRunner().invoke(cli, ["--isolated", "--fail-on", "never", str(MODEL)])
+    r = runner().invoke(cli, ["--isolated", "--fail-on", "never", str(MODEL)])
     assert r.exit_code == 0 and r.stderr == ""

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from initaudit import cli as cli_module
 from initaudit.errors import INPUT_ERROR_CODES
 from tests import _fuzzing as F
 from tests import _models as M
+from tests._click import runner
 
 # The module, not the initaudit.audit() function the package exports under the same name.
 pipeline = importlib.import_module("initaudit.audit")
@@ -33,7 +33,7 @@ COMMAND = [str(_EXE)] if _EXE.exists() else [sys.executable, "-m", "initaudit"]
 
 
 def run(*args: str | Path) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli_module.cli, [str(a) for a in args])
+    r = runner().invoke(cli_module.cli, [str(a) for a in args])
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
     return r.exit_code, r.stdout, r.stderr
 
@@ -254,7 +254,7 @@ def test_internal_error_is_one_line_unless_debug(
         cli_module.main([str(bad)])
     assert exited.value.code == 2
     assert capsys.readouterr().err == err
-    r = CliRunner().invoke(cli_module.cli, [str(bad), "--debug"])
+    r = runner().invoke(cli_module.cli, [str(bad), "--debug"])
     assert isinstance(r.exception, RuntimeError)  # re-raised for the traceback
     try:  # through the console entry point, --debug shows the traceback
         cli_module.main([str(bad), "--debug"])
@@ -312,8 +312,11 @@ _TORCH = ("mlp_duplicate_units__dynamo.onnx", "hf_bert_tiny__legacy.onnx", "gru_
 DETERMINISM_FIXTURES = [*(F.FIXTURES / "torch" / name for name in _TORCH), F.EXTERNAL]
 
 
+@pytest.mark.slow
 def test_output_is_byte_identical_across_hash_seeds() -> None:
-    """Set and dict orders must never leak into the report (PYTHONHASHSEED changes str hashes)."""
+    """Set and dict orders must never leak into the report (PYTHONHASHSEED changes str hashes).
+
+    Eight processes, each importing initaudit and auditing four models: slow, CI runs it."""
     runs = {}
     for fmt in ("text", "json"):
         for seed in ("0", "1", "2", "random"):

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from initaudit.cli import cli
 from initaudit.report import html_report
 from initaudit.report.model import DepthEntry, FileResult, Report
+from tests._click import runner
 
 pytest.importorskip("matplotlib", reason="the HTML report needs the 'report' extra")
 
@@ -28,7 +28,7 @@ FIGURE = re.compile(r'<figure class="histogram" id="[^"]+" data-tensor="([^"]+)"
 
 
 def _run(*args: object) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli, ["--isolated", *(str(a) for a in args)])
+    r = runner().invoke(cli, ["--isolated", *(str(a) for a in args)])
     return r.exit_code, r.stdout, r.stderr
 
 
@@ -74,7 +74,7 @@ def test_depth_band_follows_the_configuration(tmp_path: Path) -> None:
     config = tmp_path / "pyproject.toml"
     config.write_text("[tool.initaudit.thresholds]\ndepth-band = 1000\n")
     out = tmp_path / "r.html"
-    r = CliRunner().invoke(cli, ["--config", str(config), str(NAIVE), "--html", str(out)])
+    r = runner().invoke(cli, ["--config", str(config), str(NAIVE), "--html", str(out)])
     assert r.exit_code == 0, r.output
     assert "IA203 band ±3 decades" in out.read_text()
 

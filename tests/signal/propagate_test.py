@@ -175,12 +175,11 @@ def test_normalized_residual_networks_are_stable(tmp_path: Path, build) -> None:
 def test_depth_profile_in_json(tmp_path: Path) -> None:
     import json
 
-    from click.testing import CliRunner
-
     from initaudit.cli import cli
+    from tests._click import runner
 
     path = M.save(_mlp(lambda n: 0.01, depth=4), tmp_path / "m.onnx")
-    out = CliRunner().invoke(cli, [str(path), "--format", "json"]).stdout
+    out = runner().invoke(cli, [str(path), "--format", "json"]).stdout
     depth = json.loads(out)["files"][0]["depth"]
     assert [d["tensor"] for d in depth] == [f"fc{i}.weight" for i in range(1, 5)]
     assert depth[0]["log10_forward"] > depth[-1]["log10_forward"]
@@ -221,15 +220,14 @@ def test_prediction_agrees_with_measurement(tmp_path: Path, build) -> None:
 
 
 def test_propagate_on_the_command_line(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
     from initaudit.cli import cli
+    from tests._click import runner
 
     path = M.save(_mlp(lambda n: math.sqrt(2 / n), depth=3), tmp_path / "m.onnx")
-    r = CliRunner().invoke(cli, [str(path), "--propagate", "--input-shape", "x=4x64"])
+    r = runner().invoke(cli, [str(path), "--propagate", "--input-shape", "x=4x64"])
     assert r.exit_code == 0, r.output
     assert "predicted  measured" in r.stdout and "fc3.weight" in r.stdout
-    bad = CliRunner().invoke(cli, [str(path), "--input-shape", "x=4xq"])
+    bad = runner().invoke(cli, [str(path), "--input-shape", "x=4xq"])
     assert bad.exit_code == 2
 
 
