@@ -47,6 +47,7 @@ class Transform(str, enum.Enum):
     GATES = "gates"  # recurrent gate blocks reordered and directions stacked
     FOLDED = "folded"  # a normalization layer folded in (weight × scale, bias × scale + shift)
     ROWS = "rows"  # rows of an embedding table, gathered at export by constant folding
+    DERIVED = "derived"  # a normalization's scale or shift, computed from its statistics
 
 
 class Part(str, enum.Enum):
@@ -93,7 +94,8 @@ class Norm:
 
     For BatchNorm in inference, ``scale = γ/√(running_var + ε)`` and ``shift = β − μ·scale``.
     ``pattern`` is how a message names all of its tensors (``bn1.*``), ``sources`` those
-    tensors' names, ``shift_name`` the
+    tensors' names, ``scale_name`` the tensor an exported ``scale`` is named after (γ),
+    ``shift_name`` the
     tensor a folded bias is named after when the layer had no bias of its own; ``after`` is
     the layer it follows in the model's definition, preferred among norms of equal scale.
     """
@@ -102,6 +104,7 @@ class Norm:
     owner: str | None
     pattern: str
     sources: tuple[str, ...]
+    scale_name: str
     shift_name: str
     scale: np.ndarray = field(repr=False)
     shift: np.ndarray = field(repr=False)
@@ -174,6 +177,9 @@ def map_origins(
     found.update(_folded(model, {n: values[n] for n in loose}, rtols, views, norms))
     for name in loose:
         if name not in found:
+            rest = _norm_constant(name, values[name], rtols[name], norms)
+            found.update({name: rest} if rest else {})
+        if name not in found:
             rows = _gathered(name, values[name], views)
             if rows is not None:
                 found[name] = rows
@@ -231,10 +237,17 @@ def _consumer_ops(model: onnx.ModelProto) -> dict[str, frozenset[str]]:
 # --------------------------------------------------------------------------- exact matches
 
 
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
 def _digest(value: np.ndarray) -> bytes:
+    """A hash of the values in row-major order and of the shape without unit axes: inserting
+    an axis of 1 moves no value (tf2onnx runs a Conv1D as a Conv2D on an (out, in, 1, k)
+    kernel; a per-channel bias becomes (1, C, 1, 1) to broadcast)."""
     flat = np.ascontiguousarray(value, dtype=np.float32)
     h = hashlib.blake2b(digest_size=16)
-    h.update(repr(flat.shape).encode())
+    h.update(repr(_squeezed(flat.shape)).encode())
     h.update(flat.tobytes())
     return h.digest()
 
@@ -325,10 +338,11 @@ def _folded(
     folds: dict[str, tuple[View, Norm]] = {}
     for name, value in loose.items():
         for view in weights:
-            if view.value.shape != value.shape or view.out_axis is None:
+            axis = _axis_in(value.shape, view)
+            if axis is None:
                 continue
             rtol = rtols[name]
-            s = _channel_scale(value, view.value, view.out_axis, rtol)
+            s = _channel_scale(value, view.value.reshape(value.shape), axis, rtol)
             norm = None if s is None else _pick_norm(s, view.layer, norms, rtol)
             if norm is not None:
                 folds[name] = (view, norm)
@@ -350,6 +364,23 @@ def _folded(
     return out
 
 
+def _axis_in(shape: tuple[int, ...], view: View) -> int | None:
+    """``view``'s output-channel axis in an initializer of ``shape`` holding the same values
+    (maybe with unit axes inserted), or None when the shapes or the axis do not line up."""
+    own = view.value.shape
+    if view.out_axis is None or _squeezed(own) != _squeezed(shape):
+        return None
+    if shape == own:
+        return view.out_axis
+    axis = view.out_axis % len(own)
+    before, after = own[:axis], own[axis + 1 :]
+    if shape[: len(before)] == before and own[axis] != 1:
+        return axis  # the channel axis keeps its place (unit axes were added after it)
+    if after and shape[len(shape) - len(after) :] == after:
+        return len(shape) - len(after) - 1
+    return None
+
+
 def _folded_weight(tensor: str, view: View, norm: Norm) -> Origin:
     return Origin(
         tensor=tensor,
@@ -365,8 +396,9 @@ def _folded_bias(
     tensor: str, value: np.ndarray, rtol: float, weight: View, bias: View | None, norm: Norm
 ) -> Origin | None:
     base = np.zeros_like(norm.shift) if bias is None else bias.value.astype(np.float64)
-    if base.shape != value.shape:
+    if _squeezed(base.shape) != _squeezed(value.shape):
         return None
+    value = value.reshape(base.shape)
     expected = base * norm.scale + norm.shift
     scale = np.abs(expected).max(initial=0.0) + np.abs(norm.shift).max(initial=0.0)
     if not np.allclose(value, expected, rtol=rtol, atol=rtol * scale + 1e-12):
@@ -388,6 +420,32 @@ def _folded_bias(
         sources=(*bias.all_sources, *norm.sources),
         detail=f"folded from {bias.name} and {norm.pattern}",
     )
+
+
+def _norm_constant(
+    tensor: str, value: np.ndarray, rtol: float, norms: Sequence[Norm]
+) -> Origin | None:
+    """A normalization exported unfolded as ``Mul(scale)`` and ``Add(shift)`` constants
+    (tf2onnx does this for a BatchNormalization after a conv with a bias)."""
+    flat = value.reshape(-1)
+    for norm in norms:
+        for kind, target, name in (
+            ("γ/√(var+ε)", norm.scale, norm.scale_name),
+            ("β − μ·γ/√(var+ε)", norm.shift, norm.shift_name),
+        ):
+            if flat.shape != target.reshape(-1).shape:
+                continue
+            size = np.abs(target).max(initial=0.0)
+            if np.allclose(flat, target.reshape(-1), rtol=rtol, atol=rtol * size + 1e-12):
+                return Origin(
+                    tensor=tensor,
+                    name=name,
+                    owner=norm.owner,
+                    transform=Transform.DERIVED,
+                    sources=norm.sources,
+                    detail=f"exported as {kind} of {norm.pattern}",
+                )
+    return None
 
 
 # --------------------------------------------------------------------------- gathered rows

@@ -319,6 +319,7 @@ def norms(model: nn.Module) -> list[Norm]:
                         for k, v in [*module.named_parameters(), *module.named_buffers()]
                         if v.is_floating_point()
                     ),
+                    scale_name=f"{prefix}weight" if module.weight is not None else f"{prefix}*",
                     shift_name=f"{prefix}bias" if module.bias is not None else f"{prefix}*",
                     scale=scale,
                     shift=beta - mean * scale,

@@ -58,6 +58,7 @@ def _bn(channels: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, Norm]:
         owner="nn.BatchNorm2d",
         pattern="bn.*",
         sources=names,
+        scale_name="bn.weight",
         shift_name="bn.bias",
         scale=scale,
         shift=beta - mean * scale,
@@ -107,6 +108,7 @@ def test_a_fold_creates_a_bias_from_the_norm_when_the_conv_had_none() -> None:
     scale = np.full(4, 1 / np.sqrt(1 + 1e-5))
     norm = Norm(
         name="bn", owner="nn.BatchNorm2d", pattern="bn.*", sources=("bn.weight",),
+        scale_name="bn.weight",
         shift_name="bn.bias", scale=scale, shift=np.zeros(4), after="conv",
     )  # fmt: skip
     inits = {
