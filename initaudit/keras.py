@@ -34,8 +34,12 @@ import keras
 import tensorflow as tf
 import tf2onnx
 
+from initaudit.config import Config
 from initaudit.errors import InitauditError
+from initaudit.findings import Severity
+from initaudit.live import FailOn, assert_clean, audit_exported
 from initaudit.origins import Norm, OriginMap, Part, Transform, View, map_origins
+from initaudit.report.model import Report
 
 # The ONNX ops each layer type converts to: of two tensors with equal values, the one whose
 # layer reads the initializer is named. Keras 3 recurrent layers convert to a Loop of MatMuls.
@@ -71,7 +75,43 @@ class Exported:
     exporter: str
 
 
-def input_signature(model: keras.Model) -> list[tf.TensorSpec]:
+def audit(
+    model: keras.Model,
+    input_signature: Sequence[tf.TensorSpec] | None = None,
+    *,
+    config: Config | None = None,
+    opset: int | None = None,
+) -> Report:
+    """Convert ``model`` in memory, audit it, and name findings by ``model.weights`` paths.
+
+    ``input_signature`` is needed only for a model not built from ``keras.Input`` (a subclassed
+    model): one ``tf.TensorSpec`` per input, batch 1. Findings keep the ONNX name in
+    ``tensor`` and carry ``source``, ``dense_1/kernel (Dense)``; the model is left as it was.
+    """
+    exported = export(model, input_signature, opset=opset)
+    return audit_exported(
+        exported.model,
+        origins(model, exported.model),
+        path=f"<keras {model.name}>",
+        exporter=f"{exported.exporter} (tensorflow {tf.__version__}, keras {keras.__version__})",
+        config=config,
+    )
+
+
+def assert_initialized(
+    model: keras.Model,
+    input_signature: Sequence[tf.TensorSpec] | None = None,
+    fail_on: FailOn = Severity.ERROR,
+    *,
+    config: Config | None = None,
+    opset: int | None = None,
+) -> Report:
+    """:func:`audit`, then raise AssertionError with the text report as its message when a
+    finding reaches ``fail_on`` (``"error"``, ``"warning"``, ``"info"``); returns the report."""
+    return assert_clean(audit(model, input_signature, config=config, opset=opset), fail_on)
+
+
+def input_signature_of(model: keras.Model) -> list[tf.TensorSpec]:
     """One ``TensorSpec`` per model input, batch 1 (a model built from ``keras.Input``)."""
     try:
         inputs = list(model.inputs)
@@ -93,7 +133,7 @@ def export(
     opset: int | None = None,
 ) -> Exported:
     """Convert ``model`` with tf2onnx in memory, in inference mode, leaving it as it was."""
-    spec = list(signature) if signature is not None else input_signature(model)
+    spec = list(signature) if signature is not None else input_signature_of(model)
 
     @tf.function(input_signature=spec)  # type: ignore[untyped-decorator]
     def call(*xs: tf.Tensor) -> Any:
@@ -223,13 +263,12 @@ def _weight_views(layer: Any, variable: Any, value: np.ndarray, ops: frozenset[s
             View(value=value.T, transform=Transform.TRANSPOSED, part=part, out_axis=axis, **common)
         )
     if _is_conv(layer) and value.ndim >= 3:
-        onnx_value, detail = _conv_layout(cls, leaf, value)
+        onnx_value = _conv_layout(cls, leaf, value)
         transposed = "Transpose" in cls
         views.append(
             View(
                 value=onnx_value,
                 transform=Transform.LAYOUT,
-                detail=detail,
                 part=part,
                 out_axis=(1 if transposed else 0) if part is Part.WEIGHT else None,
                 **common,
@@ -249,7 +288,7 @@ def _identity_axis(layer: Any, part: Part) -> int | None:
     return -1
 
 
-def _conv_layout(cls: str, leaf: str, value: np.ndarray) -> tuple[np.ndarray, str]:
+def _conv_layout(cls: str, leaf: str, value: np.ndarray) -> np.ndarray:
     """Keras (spatial…, in, out) kernels in ONNX's (out, in, spatial…); a depthwise kernel
     (spatial…, in, mult) as (in·mult, 1, spatial…), one group per input channel. A transposed
     conv's (spatial…, out, in) lands on ONNX ConvTranspose's (in, out, spatial…) by the same
@@ -259,9 +298,9 @@ def _conv_layout(cls: str, leaf: str, value: np.ndarray) -> tuple[np.ndarray, st
     if cls.startswith("Depthwise") or leaf == "depthwise_kernel":
         flat = value.reshape(*value.shape[:-2], -1)  # (spatial…, in·mult), channel c·mult + m
         moved = np.moveaxis(flat, -1, 0)
-        return np.ascontiguousarray(moved[:, None]), "kernel in ONNX layout"
+        return np.ascontiguousarray(moved[:, None])
     perm = (rank - 1, rank - 2, *spatial)
-    return np.ascontiguousarray(value.transpose(perm)), "kernel in ONNX layout"
+    return np.ascontiguousarray(value.transpose(perm))
 
 
 def _recurrent_views(layer: Any, ops: frozenset[str]) -> Iterator[View]:

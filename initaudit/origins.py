@@ -14,7 +14,6 @@ the views and norms from a live model, and only they import their framework.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from initaudit._compat import StrEnum
 
 # Ops that pass an initializer through unchanged in value (Identity from legacy
 # deduplication, Transpose of a tied lm_head, Cast of half weights): their consumers are the
@@ -38,7 +39,7 @@ _FOLD_RTOL_DEFAULT = 1e-4
 _MAX_ALSO_SHOWN = 3
 
 
-class Transform(str, enum.Enum):
+class Transform(StrEnum):
     """How an initializer's values relate to the framework tensors they came from."""
 
     IDENTITY = "identity"
@@ -50,7 +51,7 @@ class Transform(str, enum.Enum):
     DERIVED = "derived"  # a normalization's scale or shift, computed from its statistics
 
 
-class Part(str, enum.Enum):
+class Part(StrEnum):
     """Which tensor of its layer a view is: a fold rescales the weight and rewrites the bias."""
 
     WEIGHT = "weight"
@@ -285,7 +286,7 @@ def _best_exact(tensor: str, hits: list[tuple[int, View]], ops: frozenset[str]) 
         owner=best.owner,
         transform=best.transform,
         sources=best.all_sources,
-        detail=best.detail or ("transposed" if best.transform is Transform.TRANSPOSED else ""),
+        detail=best.detail,  # a transposed or re-laid-out copy is still just that weight
         also=tuple(dict.fromkeys(others)),
     )
 

@@ -30,8 +30,12 @@ import onnx
 import torch
 from torch import nn
 
+from initaudit.config import Config
 from initaudit.errors import InitauditError
+from initaudit.findings import Severity
+from initaudit.live import FailOn, assert_clean, audit_exported
 from initaudit.origins import Norm, OriginMap, Part, Transform, View, map_origins
+from initaudit.report.model import Report
 
 Exporter = Literal["auto", "dynamo", "legacy"]
 ExampleInputs = torch.Tensor | tuple[Any, ...] | Mapping[str, Any]
@@ -78,10 +82,54 @@ class Exported:
     notes: tuple[str, ...] = ()
 
 
+def audit(
+    model: nn.Module,
+    example_inputs: ExampleInputs | None = None,
+    *,
+    config: Config | None = None,
+    exporter: Exporter = "auto",
+    opset: int | None = None,
+) -> Report:
+    """Export ``model`` in memory, audit it, and name findings by its parameters.
+
+    ``example_inputs`` are what the model is called with (a tensor, a tuple of positional
+    arguments, or a dict of keyword arguments); without them they are built from the first
+    layer (:func:`build_example_inputs`). ``config`` is as for :func:`initaudit.audit`.
+    Findings keep the ONNX tensor name in ``tensor`` and carry ``source``,
+    ``encoder.layers.0.linear1.weight (nn.Linear)``; the file's ``exporter`` says which
+    exporter made the ONNX model. The model itself is left as it was (see :func:`untouched`).
+    """
+    inputs = build_example_inputs(model) if example_inputs is None else example_inputs
+    exported = export(model, inputs, exporter=exporter, opset=opset)
+    return audit_exported(
+        exported.model,
+        origins(model, exported.model),
+        path=f"<torch {type(model).__name__}>",
+        exporter=f"torch.onnx.export {exported.exporter} (torch {torch.__version__})",
+        notes=exported.notes,
+        config=config,
+    )
+
+
+def assert_initialized(
+    model: nn.Module,
+    example_inputs: ExampleInputs | None = None,
+    fail_on: FailOn = Severity.ERROR,
+    *,
+    config: Config | None = None,
+    exporter: Exporter = "auto",
+    opset: int | None = None,
+) -> Report:
+    """:func:`audit`, then raise AssertionError with the text report as its message when a
+    finding reaches ``fail_on`` (``"error"``, ``"warning"``, ``"info"``); returns the report."""
+    report = audit(model, example_inputs, config=config, exporter=exporter, opset=opset)
+    return assert_clean(report, fail_on)
+
+
 # --------------------------------------------------------------------------- example inputs
 
 
-def example_inputs(model: nn.Module) -> tuple[torch.Tensor, ...]:
+def build_example_inputs(model: nn.Module) -> tuple[torch.Tensor, ...]:
     """Inputs built from the model's first layer, when its type says what it reads.
 
     A first ``nn.Embedding`` reads token ids (1×8), a first ``nn.Conv2d`` an image

@@ -44,7 +44,7 @@ def test_a_renamed_transposed_weight_is_named_after_its_parameter() -> None:
     views = [_view("fc.weight", w), _view("fc.weight", w.T, Transform.TRANSPOSED)]
     origin = map_origins(model, views)["onnx::MatMul_6"]
     assert (origin.name, origin.transform) == ("fc.weight", Transform.TRANSPOSED)
-    assert origin.label == "fc.weight (nn.Linear), transposed"
+    assert origin.label == "fc.weight (nn.Linear)"
 
 
 def _bn(channels: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, Norm]:
@@ -166,7 +166,7 @@ def test_equal_values_are_named_after_the_layer_that_reads_them() -> None:
             )
     found = map_origins(model, views)
     assert found["head.weight"].label == "emb.weight (nn.Embedding); same values as head.weight"
-    assert found["val_2"].label == "head.weight (nn.Linear), transposed; same values as emb.weight"
+    assert found["val_2"].label == "head.weight (nn.Linear); same values as emb.weight"
 
 
 def test_merged_duplicates_name_the_rest_and_count_what_is_not_shown() -> None:

@@ -3,7 +3,9 @@ effects. Skipped, saying why, where torch is not installed (the default test com
 
 from __future__ import annotations
 
+import json
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +17,10 @@ torch = pytest.importorskip(
 )
 from torch import nn  # noqa: E402
 
+from initaudit import Config, Override, Severity  # noqa: E402
 from initaudit import torch as it  # noqa: E402
 from initaudit.origins import Transform  # noqa: E402
+from initaudit.report import json_report  # noqa: E402
 
 pytestmark = pytest.mark.torch
 EXPORTERS = ("legacy", "dynamo")
@@ -81,8 +85,8 @@ def test_legacy_export_names_a_transposed_matmul_weight_by_its_parameter() -> No
     found = it.origins(model, exported.model)
     renamed = [o for o in found.origins if o.tensor.startswith("onnx::MatMul_")]
     assert sorted(o.label for o in renamed) == [
-        "0.weight (nn.Linear), transposed",
-        "2.weight (nn.Linear), transposed",
+        "0.weight (nn.Linear)",
+        "2.weight (nn.Linear)",
     ]
     assert all(o.transform is Transform.TRANSPOSED for o in renamed)
     assert found.unmatched == ()
@@ -126,8 +130,8 @@ def test_bidirectional_gru_directions_and_gates() -> None:
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_a_tied_embedding_is_named_by_the_layer_reading_each_copy(exporter: str) -> None:
     model = _seeded(TiedLM)
-    labels = _labels(model, it.example_inputs(model), exporter)
-    assert "head.weight (nn.Linear), transposed; same values as emb.weight" in labels.values()
+    labels = _labels(model, it.build_example_inputs(model), exporter)
+    assert "head.weight (nn.Linear); same values as emb.weight" in labels.values()
     assert "emb.weight (nn.Embedding); same values as head.weight" in labels.values()
 
 
@@ -135,7 +139,72 @@ def test_mha_out_proj_is_named_as_the_linear_users_know() -> None:
     model = _seeded(lambda: nn.TransformerEncoderLayer(32, 4, 64, batch_first=True))
     labels = set(_labels(model, (torch.randn(2, 6, 32),), "dynamo").values())
     assert "self_attn.out_proj.weight (nn.Linear)" in labels
-    assert "self_attn.in_proj_weight (nn.MultiheadAttention), transposed" in labels
+    assert "self_attn.in_proj_weight (nn.MultiheadAttention)" in labels
+
+
+# --------------------------------------------------------------------------- audit, assert
+
+
+class Encoder(nn.Module):
+    """Token ids -> embedding -> two residual MLP blocks -> head, as a user would write it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(64, 32)
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                OrderedDict(linear1=nn.Linear(32, 64), act=nn.ReLU(), linear2=nn.Linear(64, 32))
+            )
+            for _ in range(2)
+        )
+        self.head = nn.Linear(32, 8)
+
+    def forward(self, ids: Any) -> Any:
+        x = self.emb(ids)
+        for layer in self.layers:
+            x = x + layer(x)
+        return self.head(x)
+
+
+def _zeroed_encoder() -> nn.Module:
+    model = _seeded(Encoder)
+    with torch.no_grad():
+        model.layers[0].linear1.weight.zero_()
+    return model
+
+
+def test_assert_initialized_passes_on_a_default_model_and_says_which_exporter() -> None:
+    report = it.assert_initialized(_seeded(Encoder))
+    [result] = report.files
+    assert not [f for f in report.findings if f.severity is Severity.ERROR]
+    assert result.path == "<torch Encoder>"
+    assert result.exporter is not None and result.exporter.startswith("torch.onnx.export dynamo")
+    assert result.tensor("emb.weight").source == "emb.weight (nn.Embedding)"
+
+
+def test_assert_initialized_names_a_zeroed_layer_by_its_parameter() -> None:
+    with pytest.raises(AssertionError) as raised:
+        it.assert_initialized(_zeroed_encoder())
+    message = str(raised.value)
+    assert "<torch Encoder>: layers.0.linear1.weight (nn.Linear) [MatMul " in message
+    assert "IA101 error: all 2048 values of this weight are 0" in message
+    assert "exported in memory with torch.onnx.export dynamo" in message
+    assert "val_" not in message and "onnx::" not in message
+
+
+def test_json_keeps_the_onnx_name_beside_the_parameter_name() -> None:
+    report = it.audit(_zeroed_encoder(), exporter="legacy")
+    doc = json.loads(json_report.render(report))
+    [finding] = [f for f in doc["files"][0]["findings"] if f["rule"] == "IA101"]
+    assert finding["source"] == "layers.0.linear1.weight (nn.Linear)"
+    assert finding["tensor"].startswith("onnx::MatMul_")
+    assert doc["files"][0]["exporter"].startswith("torch.onnx.export legacy")
+
+
+def test_overrides_match_parameter_names_too() -> None:
+    quiet = Config(overrides=(Override(tensors=("layers.0.linear1.*",), ignore=("IA101",)),))
+    report = it.audit(_zeroed_encoder(), config=quiet)
+    assert [f for f in report.findings if f.rule == "IA101"] == []
 
 
 # --------------------------------------------------------------------------- the model untouched
@@ -168,7 +237,7 @@ def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
-def test_export_leaves_modes_grads_values_and_rng_as_they_were(exporter: str) -> None:
+def test_audit_leaves_modes_grads_values_and_rng_as_they_were(exporter: str) -> None:
     model = _seeded(_cnn_bn)
     model.train()  # training, with one BatchNorm frozen in eval and one weight frozen
     model[4].eval()
@@ -178,7 +247,7 @@ def test_export_leaves_modes_grads_values_and_rng_as_they_were(exporter: str) ->
     np.random.seed(5)
     random.seed(7)
     before = _snapshot(model)
-    it.export(model, inputs, exporter=exporter)  # type: ignore[arg-type]
+    it.audit(model, inputs, exporter=exporter)  # type: ignore[arg-type]
     assert _same(before, _snapshot(model))
     assert model.training and not model[4].training and model[1].training
 
@@ -199,14 +268,14 @@ def test_example_inputs_follow_the_first_layer(
 ) -> None:
     model = build()
     state = torch.random.get_rng_state()
-    [x] = it.example_inputs(model)
+    [x] = it.build_example_inputs(model)
     assert (tuple(x.shape), str(x.dtype)) == (shape, f"torch.{dtype}")
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
 def test_an_ambiguous_first_layer_says_what_to_pass() -> None:
     with pytest.raises(ValueError, match=r"first layer rnn is nn\.LSTM.*pass example_inputs="):
-        it.example_inputs(Recurrent(nn.LSTM(8, 16), 16))
+        it.build_example_inputs(Recurrent(nn.LSTM(8, 16), 16))
 
 
 def test_a_model_neither_exporter_takes_raises_with_both_reasons() -> None:
