@@ -34,6 +34,7 @@ import keras
 import tensorflow as tf
 import tf2onnx
 
+from initaudit.audit import AuditOptions
 from initaudit.config import Config
 from initaudit.errors import InitauditError
 from initaudit.findings import Severity
@@ -80,12 +81,14 @@ def audit(
     input_signature: Sequence[tf.TensorSpec] | None = None,
     *,
     config: Config | None = None,
+    options: AuditOptions | None = None,
     opset: int | None = None,
 ) -> Report:
     """Convert ``model`` in memory, audit it, and name findings by ``model.weights`` paths.
 
     ``input_signature`` is needed only for a model not built from ``keras.Input`` (a subclassed
-    model): one ``tf.TensorSpec`` per input, batch 1. Findings keep the ONNX name in
+    model): one ``tf.TensorSpec`` per input, batch 1. ``config`` and ``options`` are as for
+    :func:`initaudit.audit`. Findings keep the ONNX name in
     ``tensor`` and carry ``source``, ``dense_1/kernel (Dense)``; the model is left as it was.
     """
     exported = export(model, input_signature, opset=opset)
@@ -95,6 +98,7 @@ def audit(
         path=f"<keras {model.name}>",
         exporter=f"{exported.exporter} (tensorflow {tf.__version__}, keras {keras.__version__})",
         config=config,
+        options=options,
     )
 
 
@@ -104,11 +108,13 @@ def assert_initialized(
     fail_on: FailOn = Severity.ERROR,
     *,
     config: Config | None = None,
+    options: AuditOptions | None = None,
     opset: int | None = None,
 ) -> Report:
     """:func:`audit`, then raise AssertionError with the text report as its message when a
     finding reaches ``fail_on`` (``"error"``, ``"warning"``, ``"info"``); returns the report."""
-    return assert_clean(audit(model, input_signature, config=config, opset=opset), fail_on)
+    report = audit(model, input_signature, config=config, options=options, opset=opset)
+    return assert_clean(report, fail_on)
 
 
 def input_signature_of(model: keras.Model) -> list[tf.TensorSpec]:

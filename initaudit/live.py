@@ -16,7 +16,8 @@ from collections.abc import Mapping
 import onnx
 
 import initaudit
-from initaudit.config import DEFAULT, Config
+from initaudit.audit import AuditOptions
+from initaudit.config import Config
 from initaudit.findings import Finding, Severity
 from initaudit.origins import Origin, OriginMap
 from initaudit.report import text
@@ -33,15 +34,17 @@ def audit_exported(
     exporter: str,
     notes: tuple[str, ...] = (),
     config: Config | None = None,
+    options: AuditOptions | None = None,
 ) -> Report:
     """Audit ``model`` and name each finding and tensor after the framework tensor it came
     from. ``path`` stands for the model in reports (``<torch TinyNet>``); ``exporter`` and
-    ``notes`` (why a first exporter failed) are kept in the file's result.
+    ``notes`` (why a first exporter failed) are kept in the file's result; ``config`` and
+    ``options`` are as for :func:`initaudit.audit`.
 
     Config overrides and ``ignore`` globs match the framework name as well as the ONNX name,
     so ``tensors = ["head.*"]`` works whatever the exporter called the head's weight."""
-    cfg = DEFAULT if config is None else config
-    report = initaudit.audit(model, cfg)
+    report = initaudit.audit(model, config, options=options)
+    cfg = config if config is not None else (options or AuditOptions()).config
     names = {o.tensor: o for o in found.origins}
     renames = {o.tensor: o.name for o in found.origins if o.name != o.tensor}
     files = tuple(_named(fr, names, renames, cfg, path, exporter, notes) for fr in report.files)

@@ -30,6 +30,7 @@ import onnx
 import torch
 from torch import nn
 
+from initaudit.audit import AuditOptions
 from initaudit.config import Config
 from initaudit.errors import InitauditError
 from initaudit.findings import Severity
@@ -87,6 +88,7 @@ def audit(
     example_inputs: ExampleInputs | None = None,
     *,
     config: Config | None = None,
+    options: AuditOptions | None = None,
     exporter: Exporter = "auto",
     opset: int | None = None,
 ) -> Report:
@@ -94,7 +96,8 @@ def audit(
 
     ``example_inputs`` are what the model is called with (a tensor, a tuple of positional
     arguments, or a dict of keyword arguments); without them they are built from the first
-    layer (:func:`build_example_inputs`). ``config`` is as for :func:`initaudit.audit`.
+    layer (:func:`build_example_inputs`). ``config`` and ``options`` are as for
+    :func:`initaudit.audit` (``options.propagate`` runs the exported model too).
     Findings keep the ONNX tensor name in ``tensor`` and carry ``source``,
     ``encoder.layers.0.linear1.weight (nn.Linear)``; the file's ``exporter`` says which
     exporter made the ONNX model. The model itself is left as it was (see :func:`untouched`).
@@ -108,6 +111,7 @@ def audit(
         exporter=f"torch.onnx.export {exported.exporter} (torch {torch.__version__})",
         notes=exported.notes,
         config=config,
+        options=options,
     )
 
 
@@ -117,12 +121,15 @@ def assert_initialized(
     fail_on: FailOn = Severity.ERROR,
     *,
     config: Config | None = None,
+    options: AuditOptions | None = None,
     exporter: Exporter = "auto",
     opset: int | None = None,
 ) -> Report:
     """:func:`audit`, then raise AssertionError with the text report as its message when a
     finding reaches ``fail_on`` (``"error"``, ``"warning"``, ``"info"``); returns the report."""
-    report = audit(model, example_inputs, config=config, exporter=exporter, opset=opset)
+    report = audit(
+        model, example_inputs, config=config, options=options, exporter=exporter, opset=opset
+    )
     return assert_clean(report, fail_on)
 
 
