@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,39 @@ def test_hook_passes_clean_model_and_fails_defective_one(tmp_path: Path) -> None
     assert procs["defect"].returncode == 1, defect
     assert "Failed" in defect and "- exit code: 1" in defect, defect
     assert "models/zero.onnx: fc2.weight [Gemm /fc2/Gemm] IA101 error" in defect, defect
+
+
+@pytest.mark.skipif(
+    not PRE_COMMIT.exists(), reason="pre-commit is not installed (pip install -e '.[test]')"
+)
+def test_factories_hook_builds_the_configured_models_when_code_changes(tmp_path: Path) -> None:
+    """initaudit-factories: no file names passed; the factories in [tool.initaudit] are
+    imported from the repository root and their models audited (ONNX-building factories,
+    so the hook's environment needs no framework)."""
+    from tests.factory_test import MODELS
+
+    env = _env(tmp_path)
+    hook = _hook_repo(tmp_path, env)
+    project = tmp_path / "code"
+    (project / "factorypkg").mkdir(parents=True)
+    (project / "factorypkg" / "__init__.py").write_text("")
+    (project / "factorypkg" / "models.py").write_text(textwrap.dedent(MODELS))
+    (project / "pyproject.toml").write_text(
+        '[tool.initaudit]\nfactories = ["factorypkg.models:build_clean", '
+        '"factorypkg.models:build_zero"]\n'
+    )
+    _git(project, env, "init", "-q")
+    _git(project, env, "add", "-A")
+    out = subprocess.run(
+        [str(PRE_COMMIT), "try-repo", str(hook), "initaudit-factories", "--all-files", "--verbose"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "initaudit (model factories)" in text and "Failed" in text, text
+    assert "factorypkg.models:build_zero: fc2.weight [Gemm /fc2/Gemm] IA101 error" in text, text
+    assert "1 finding (1 error, 0 warnings, 0 info) in 2 files." in text, text

@@ -282,3 +282,73 @@ def test_a_model_neither_exporter_takes_raises_with_both_reasons() -> None:
     """Inputs of the wrong width fail in both exporters; the error keeps each one's reason."""
     with pytest.raises(it.ExportError, match=r"dynamo export failed: .*legacy export failed: "):
         it.export(nn.Linear(4, 4), (torch.randn(1, 5),))
+
+
+# --------------------------------------------------------------------------- --factory
+
+TORCH_FACTORIES = """
+    import torch
+    from torch import nn
+
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(8, 16)
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            return self.head(out[-1])
+
+    def build_mlp():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                              nn.Linear(32, 4))
+        with torch.no_grad():
+            model[2].weight.zero_()
+        return model
+
+    def build_rnn():
+        torch.manual_seed(0)
+        return Recurrent()
+"""
+
+
+@pytest.fixture
+def factories(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import sys
+    import textwrap
+
+    (tmp_path / "torchfactories.py").write_text(textwrap.dedent(TORCH_FACTORIES))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "torchfactories", raising=False)
+    return tmp_path
+
+
+def test_a_torch_factory_is_exported_and_named_by_its_parameters(factories: Any) -> None:
+    from click.testing import CliRunner
+
+    from initaudit.cli import cli
+
+    result = CliRunner().invoke(cli, ["--isolated", "--factory", "torchfactories:build_mlp"])
+    assert result.exit_code == 1, result.output
+    assert "torchfactories:build_mlp: 2.weight (nn.Linear) [Gemm " in result.stdout
+    assert "IA101 error: all 1024 values of this weight are 0" in result.stdout
+
+
+def test_a_torch_factory_without_guessable_inputs_needs_factory_input(factories: Any) -> None:
+    from click.testing import CliRunner
+
+    from initaudit.cli import cli
+
+    bare = CliRunner().invoke(cli, ["--isolated", "--factory", "torchfactories:build_rnn"])
+    assert bare.exit_code == 2, bare.output
+    [line] = bare.stderr.splitlines()
+    assert line.startswith("initaudit: torchfactories:build_rnn: factory-failed: ")
+    assert "first layer rnn is nn.LSTM" in line and "--factory-input NAME=1x3x224x224" in line
+    given = CliRunner().invoke(
+        cli,
+        ["--isolated", "--factory", "torchfactories:build_rnn", "--factory-input", "x=5x2x8"],
+    )
+    assert given.exit_code == 0, given.output
