@@ -34,7 +34,7 @@ _FOLD_BIAS_SLOT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
 # How closely a folded tensor must fit, relative to its largest value: the exporters fold in
 # the tensor's own precision, so γ/√(var+ε) differs from ours in float32's 7th digit, and in
 # half precision's 3rd.
-_FOLD_RTOL = {onnx.TensorProto.FLOAT16: 2e-3, onnx.TensorProto.BFLOAT16: 1e-2}
+_FOLD_RTOL: dict[int, float] = {onnx.TensorProto.FLOAT16: 2e-3, onnx.TensorProto.BFLOAT16: 1e-2}
 _FOLD_RTOL_DEFAULT = 1e-4
 _MAX_ALSO_SHOWN = 3
 

@@ -23,7 +23,7 @@ import random
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import onnx
@@ -39,7 +39,7 @@ from initaudit.origins import Norm, OriginMap, Part, Transform, View, map_origin
 from initaudit.report.model import Report
 
 Exporter = Literal["auto", "dynamo", "legacy"]
-ExampleInputs = torch.Tensor | tuple[Any, ...] | Mapping[str, Any]
+ExampleInputs: TypeAlias = "torch.Tensor | tuple[Any, ...] | Mapping[str, Any]"
 
 _TOKENS = 8  # length of the token-id sequence built for a model that starts with nn.Embedding
 _IMAGE = 64  # side of the image built for a model that starts with nn.Conv2d
@@ -227,13 +227,15 @@ def _run_exporter(
         )
         if program is None:  # only when given a file name
             raise RuntimeError("dynamo export returned no program")
-        return program.model_proto
+        proto: onnx.ModelProto = program.model_proto
+        return proto
     buffer = io.BytesIO()
     # The legacy exporter writes to any binary file object; torch's annotation names paths only.
+    sink: Any = buffer
     torch.onnx.export(
         model,
         args,
-        buffer,  # type: ignore[arg-type]
+        sink,
         kwargs=kwargs or None,
         dynamo=False,
         opset_version=opset,
