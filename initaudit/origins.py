@@ -15,7 +15,7 @@ the views and norms from a live model, and only they import their framework.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,18 +162,28 @@ class OriginMap:
 
 
 def map_origins(
-    model: onnx.ModelProto, views: Sequence[View], norms: Sequence[Norm] = ()
+    model: onnx.ModelProto,
+    views: Sequence[View],
+    norms: Sequence[Norm] = (),
+    scope: Callable[[onnx.NodeProto], str | None] | None = None,
 ) -> OriginMap:
     """Find each float initializer of ``model`` among ``views`` (exactly) or as a view with one
-    of ``norms`` folded in; initializers found nowhere are left out of the map."""
+    of ``norms`` folded in; initializers found nowhere are left out of the map.
+
+    ``scope`` reads the framework layer a node was exported from, when the exporter says
+    (``/layers.0/linear1/MatMul``): of two tensors with equal values (two zeroed layers),
+    the one of the layer that reads the initializer is named."""
     values, rtols = _initializer_values(model)
-    consumers = _consumer_ops(model)
+    readers = _readers(model)
     index = _ExactIndex(views)
     found: dict[str, Origin] = {}
     for name, value in values.items():
         hits = index.lookup(value)
         if hits:
-            found[name] = _best_exact(name, hits, consumers.get(name, frozenset()))
+            nodes = readers.get(name, ())
+            ops = frozenset(n.op_type for n in nodes)
+            scopes = frozenset(s for s in map(scope, nodes) if s) if scope else frozenset()
+            found[name] = _best_exact(name, hits, ops, scopes)
     loose = [n for n in values if n not in found]
     found.update(_folded(model, {n: values[n] for n in loose}, rtols, views, norms))
     for name in loose:
@@ -218,21 +228,21 @@ _FLOAT_TYPES = frozenset(
 )
 
 
-def _consumer_ops(model: onnx.ModelProto) -> dict[str, frozenset[str]]:
-    """Op types reading each value, looking through value-preserving ops (Identity, …)."""
+def _readers(model: onnx.ModelProto) -> dict[str, tuple[onnx.NodeProto, ...]]:
+    """The nodes reading each initializer, looking through value-preserving ops (Identity, …)."""
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
 
-    def ops(name: str, seen: frozenset[str]) -> Iterator[str]:
+    def real(name: str, seen: frozenset[str]) -> Iterator[onnx.NodeProto]:
         for node in readers.get(name, ()):
             if node.op_type in _PASSTHROUGH and node.output and node.output[0] not in seen:
-                yield from ops(node.output[0], seen | {node.output[0]})
+                yield from real(node.output[0], seen | {node.output[0]})
             else:
-                yield node.op_type
+                yield node
 
-    return {init.name: frozenset(ops(init.name, frozenset())) for init in model.graph.initializer}
+    return {init.name: tuple(real(init.name, frozenset())) for init in model.graph.initializer}
 
 
 # --------------------------------------------------------------------------- exact matches
@@ -266,16 +276,20 @@ class _ExactIndex:
         return self._by_digest.get(_digest(value), [])
 
 
-def _best_exact(tensor: str, hits: list[tuple[int, View]], ops: frozenset[str]) -> Origin:
+def _best_exact(
+    tensor: str, hits: list[tuple[int, View]], ops: frozenset[str], scopes: frozenset[str]
+) -> Origin:
     """Of views with equal values, name the one whose layer exports to the op reading the
-    tensor (a Gather reads the embedding, not the lm_head tied to it), then the one the
-    exporter named it after, then the plainest layout; list the others as ``also``."""
+    tensor (a Gather reads the embedding, not the lm_head tied to it), then the one whose
+    layer the reading node was exported from, then the one the exporter named it after, then
+    the plainest layout; list the others as ``also``."""
 
-    def rank(hit: tuple[int, View]) -> tuple[bool, bool, int, int]:
+    def rank(hit: tuple[int, View]) -> tuple[bool, bool, bool, int, int]:
         order, view = hit
         reads = bool(view.ops & ops)
+        placed = view.layer in scopes
         named = tensor in view.all_sources
-        return (not reads, not named, list(Transform).index(view.transform), order)
+        return (not reads, not placed, not named, list(Transform).index(view.transform), order)
 
     ordered = sorted(hits, key=rank)
     best = ordered[0][1]

@@ -309,7 +309,20 @@ def untouched(model: nn.Module) -> Iterator[None]:
 
 def origins(model: nn.Module, exported: onnx.ModelProto) -> OriginMap:
     """Name every float initializer of ``exported`` after the tensor of ``model`` it holds."""
-    return map_origins(exported, views(model), norms(model))
+    return map_origins(exported, views(model), norms(model), scope=node_scope)
+
+
+def node_scope(node: onnx.NodeProto) -> str | None:
+    """The module path a node was exported from: the innermost module of dynamo's
+    ``namespace`` metadata (``: Model/layers.0: …Sequential/layers.0.0: …Linear/linear:
+    aten.linear.default``) or of the legacy exporter's node name
+    (``/layers.0/layers.0.0/MatMul``); each level there is already the full path."""
+    for prop in node.metadata_props:
+        if prop.key == "namespace":
+            levels = prop.value.split("/")[1:-1]  # after the root module, before the op
+            return levels[-1].split(":")[0].strip() or None if levels else None
+    levels = node.name.split("/")[1:-1] if node.name.startswith("/") else []
+    return levels[-1] or None if levels else None
 
 
 def views(model: nn.Module) -> list[View]:

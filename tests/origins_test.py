@@ -224,3 +224,23 @@ def test_the_core_imports_no_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_equal_tensors_of_two_layers_are_told_apart_by_the_nodes_scope() -> None:
+    """Two zeroed layers hold the same numbers; each node's scope (``/fc2/MatMul``) says which
+    layer's weight its initializer is."""
+    zero = np.zeros((8, 8), np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["x", "val_1"], ["h"], name="/fc2/MatMul"),
+        helper.make_node("MatMul", ["h", "val_2"], ["y"], name="/fc3/MatMul"),
+    ]
+    model = _graph(nodes, {"val_1": zero, "val_2": zero.copy()})
+    views = [_view("fc2.weight", zero), _view("fc3.weight", zero)]
+
+    def scope(node: onnx.NodeProto) -> str | None:
+        return node.name.split("/")[1]
+
+    found = map_origins(model, views, scope=scope)
+    assert found["val_1"].label == "fc2.weight (nn.Linear); same values as fc3.weight"
+    assert found["val_2"].label == "fc3.weight (nn.Linear); same values as fc2.weight"
+    assert map_origins(model, views)["val_2"].name == "fc2.weight"  # without scopes: a guess
