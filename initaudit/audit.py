@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from initaudit._version import __version__
 from initaudit.config import DEFAULT, Config
 from initaudit.errors import InputError
+from initaudit.fixes import frameworks_of
 from initaudit.graph.build import build_graph
 from initaudit.graph.model import ModelGraph, Role, WeightSite
 from initaudit.load import LoadedModel, load_model
@@ -101,7 +102,14 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
     depth = propagate(graph, _second_moments(stats))
     selected = [r for r in options.rules if config.selects(r.code)]
     findings = run_rules(
-        RuleContext(sites=sites, stats=stats, config=config, depth=depth), selected
+        RuleContext(
+            sites=sites,
+            stats=stats,
+            config=config,
+            depth=depth,
+            frameworks=frameworks_of(loaded.model.producer_name),
+        ),
+        selected,
     )
     # Per-tensor overrides (ignore, allow-zeros) apply to what rules found, so no rule needs
     # to know about them; a node glob matches any node that reads the tensor.

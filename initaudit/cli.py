@@ -96,6 +96,20 @@ FORMATS = ("text", "json", "sarif", "github")
     metavar="NAME=DxD...",
     help="Shape of a model input for --propagate, e.g. pixel_values=1x3x224x224.",
 )
+@click.option(
+    "--factory",
+    "factories",
+    multiple=True,
+    metavar="MODULE:FUNCTION",
+    help="Build a model with this function of your code (torch, Keras or ONNX) and audit it.",
+)
+@click.option(
+    "--factory-input",
+    "factory_inputs",
+    multiple=True,
+    metavar="NAME=DxD...",
+    help="Shape of a --factory model's input, e.g. x=1x3x224x224.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 @click.version_option(__version__, "--version", prog_name="initaudit")
 def cli(
@@ -118,9 +132,12 @@ def cli(
     list_rules: bool,
     propagate: bool,
     input_shapes: Sequence[str],
+    factories: Sequence[str],
+    factory_inputs: Sequence[str],
     debug: bool,
 ) -> None:
-    """Audit the weight initialization of ONNX MODELS.
+    """Audit the weight initialization of ONNX MODELS (or of the models --factory builds;
+    with neither, of the factories listed in [tool.initaudit] factories).
 
     Settings come from [tool.initaudit] in the nearest pyproject.toml (or --config); options
     given here override them. CODES are rule codes or prefixes (IA1), comma-separated or
@@ -151,6 +168,8 @@ def cli(
                 list_rules=list_rules,
                 propagate=propagate,
                 input_shapes=tuple(input_shapes),
+                factories=tuple(factories),
+                factory_inputs=tuple(factory_inputs),
                 debug=debug,
             )
         )

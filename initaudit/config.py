@@ -79,6 +79,7 @@ class Config:
     overrides: tuple[Override, ...] = ()
     exclude: tuple[str, ...] = ()
     baseline: str | None = None
+    factories: tuple[str, ...] = ()  # MODULE:FUNCTION builders audited when no MODEL is given
     root: str | None = None
     source: str | None = None  # the file this came from, for messages only
 

@@ -34,6 +34,7 @@ _TOP_KEYS = (
     "exclude",
     "baseline",
     "overrides",
+    "factories",
 )
 _OVERRIDE_KEYS = ("tensors", "nodes", "ignore", "allow-zeros", "scheme")
 
@@ -138,6 +139,7 @@ def parse_config(
             for i, o in enumerate(overrides)
         ),
         exclude=_strings(table, "exclude", where),
+        factories=_strings(table, "factories", where),
         baseline=None if baseline is None else os.path.join(root or os.curdir, baseline),
         root=root,
         source=source,

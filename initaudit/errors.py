@@ -53,5 +53,7 @@ INPUT_ERROR_CODES: dict[str, str] = {
     "external-data-missing": "an external data file does not exist",
     "external-data-escapes": "an external data path points outside the model's folder",
     "external-data-invalid": "an external data reference is malformed or runs past the file end",
+    "factory-failed": "a --factory could not be imported or called, or returned no model",
+    "export-failed": "a model built in process could not be exported to ONNX",
     "internal": "initaudit itself failed; rerun with --debug and report it",
 }

@@ -31,7 +31,10 @@ class Finding:
     """One problem with one tensor (or, when ``tensor`` is None, with the whole model).
 
     ``rule`` is the code (``IA101``); ``node``/``op_type`` name the node that gives the tensor
-    its role; ``fix`` is a one-line suggestion, when there is one.
+    its role; ``fix`` is a one-line suggestion, when there is one. ``source`` is the tensor as
+    the user's framework names it (``encoder.layers.0.linear1.weight (nn.Linear)``) when the
+    model was exported in process (``initaudit.torch``, ``initaudit.keras``); ``tensor`` stays
+    the ONNX name, which config overrides and baselines match.
     """
 
     rule: str
@@ -41,6 +44,7 @@ class Finding:
     message: str
     op_type: str | None = None
     fix: str | None = None
+    source: str | None = None
 
     def sort_key(self) -> tuple[int, str, str, str]:
         # Model-level findings first, then by tensor name and rule code: stable byte for byte.

@@ -20,6 +20,7 @@ from initaudit.audit import AuditOptions, audit_paths
 from initaudit.config import Config
 from initaudit.config_file import check_codes, load_config
 from initaudit.errors import EXIT_ERROR, EXIT_OK
+from initaudit.factory import audit_factory
 from initaudit.progress import ProgressBar
 from initaudit.report import github, html_report, json_report, plots, sarif, text
 from initaudit.report.model import Report
@@ -50,6 +51,8 @@ class Invocation:
     list_rules: bool = False
     propagate: bool = False
     input_shapes: tuple[str, ...] = ()
+    factories: tuple[str, ...] = ()
+    factory_inputs: tuple[str, ...] = ()
     debug: bool = False
 
 
@@ -62,9 +65,10 @@ def run(inv: Invocation) -> int:
     if inv.list_rules:
         _list_rules()
         return EXIT_OK
-    if not inv.models:
-        raise click.UsageError("no MODEL given (try 'initaudit model.onnx')")
     config = _settings(inv)
+    factories = inv.factories or (() if inv.models else config.factories)
+    if not inv.models and not factories:
+        raise click.UsageError("no MODEL given (try 'initaudit model.onnx')")
     if inv.html_all_histograms and inv.html_file is None:
         raise click.UsageError("--html-all-histograms needs --html FILE")
     if inv.html_file is not None and not plots.available():
@@ -80,6 +84,7 @@ def run(inv: Invocation) -> int:
     paths = [m for m in inv.models if not config.excludes(m)]
     try:
         shapes = parse_shapes(inv.input_shapes)
+        factory_shapes = parse_shapes(inv.factory_inputs)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     bar = ProgressBar() if progress.wanted(inv.quiet) else None
@@ -93,6 +98,8 @@ def run(inv: Invocation) -> int:
     )
     try:
         report = audit_paths(paths, options)
+        built = tuple(audit_factory(f, factory_shapes, options) for f in factories)
+        report = dataclasses.replace(report, files=(*report.files, *built))
     finally:
         if bar is not None:
             bar.close()

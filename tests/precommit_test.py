@@ -11,13 +11,14 @@ there: the test checks the working tree, uncommitted changes included.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 from tests import _models as M
@@ -55,28 +56,36 @@ def _hook_repo(tmp_path: Path, env: dict[str, str]) -> Path:
     return repo
 
 
-def _project(tmp_path: Path, env: dict[str, str], models: dict[str, onnx.ModelProto]) -> Path:
-    project = tmp_path / "project"
-    for name, model in models.items():
-        M.save(model, project / "models" / name)
-    _git(project, env, "init", "-q")
-    _git(project, env, "add", "-A")
-    return project
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(
     not PRE_COMMIT.exists(), reason="pre-commit is not installed (pip install -e '.[test]')"
 )
-def test_hook_fails_on_the_defective_model_and_passes_the_clean_one(tmp_path: Path) -> None:
+def test_both_hooks_fail_on_the_defect_and_pass_the_clean_model(tmp_path: Path) -> None:
+    """One real ``pre-commit try-repo`` (it builds the hook's virtualenv: the cost) runs both
+    hooks over one project: ``initaudit`` on its two committed models, ``initaudit-factories``
+    on the two models its code builds ([tool.initaudit] factories; no file names passed, and
+    ONNX-building factories, so the hook's environment needs no framework)."""
+    from tests.factory_test import MODELS
+
     env = _env(tmp_path)
     hook = _hook_repo(tmp_path, env)
     zero = M.mlp(
         [M.torch_default((32, 16), 16), np.zeros((8, 32), np.float32), M.torch_default((4, 8), 8)]
     )
-    project = _project(tmp_path, env, {"ok.onnx": M.clean_mlp(), "zero.onnx": zero})
+    project = tmp_path / "project"
+    for name, model in {"ok.onnx": M.clean_mlp(), "zero.onnx": zero}.items():
+        M.save(model, project / "models" / name)
+    (project / "factorypkg").mkdir(parents=True)
+    (project / "factorypkg" / "__init__.py").write_text("")
+    (project / "factorypkg" / "models.py").write_text(textwrap.dedent(MODELS))
+    (project / "pyproject.toml").write_text(
+        '[tool.initaudit]\nfactories = ["factorypkg.models:build_clean", '
+        '"factorypkg.models:build_zero"]\n'
+    )
+    _git(project, env, "init", "-q")
+    _git(project, env, "add", "-A")
     r = subprocess.run(
-        [str(PRE_COMMIT), "try-repo", str(hook), "initaudit", "--all-files", "--verbose"],
+        [str(PRE_COMMIT), "try-repo", str(hook), "--all-files", "--verbose"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -86,8 +95,21 @@ def test_hook_fails_on_the_defective_model_and_passes_the_clean_one(tmp_path: Pa
     )
     out = r.stdout
     assert r.returncode == 1, out
-    assert "initaudit" in out and "Failed" in out and "- exit code: 1" in out, out
-    assert "models/zero.onnx: fc2.weight [Gemm /fc2/Gemm] IA101 error" in out, out
+    files, factories = _sections(out, "initaudit"), _sections(out, "initaudit-factories")
+    assert "- exit code: 1" in files, out
+    assert "models/zero.onnx: fc2.weight [Gemm /fc2/Gemm] IA101 error" in files, out
     # Both files were passed to the one initaudit process; only the defective one is reported.
-    assert "1 finding (1 error, 0 warnings, 0 info) in 2 files." in out, out
-    assert "models/ok.onnx" not in out, out
+    assert "1 finding (1 error, 0 warnings, 0 info) in 2 files." in files, out
+    assert "models/ok.onnx" not in files, out
+    assert "- exit code: 1" in factories, out
+    assert "factorypkg.models:build_zero: fc2.weight [Gemm /fc2/Gemm] IA101 error" in factories
+    assert "build_clean" not in factories.split("- exit code: 1", 1)[1], out
+    assert "1 finding (1 error, 0 warnings, 0 info) in 2 files." in factories, out
+
+
+def _sections(out: str, hook_id: str) -> str:
+    """What pre-commit printed for one hook (from its "- hook id:" line to the next hook)."""
+    parts = re.split(r"(?m)^(?=\S.*\.{3,}(?:Passed|Failed|Skipped)$)", out)
+    found = [p for p in parts if re.search(rf"(?m)^- hook id: {re.escape(hook_id)}$", p)]
+    assert len(found) == 1, out
+    return found[0]

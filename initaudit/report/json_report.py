@@ -42,6 +42,7 @@ def _tensor(t: TensorReport) -> dict[str, Any]:
         "normalized": t.normalized,
         "quantized": t.quantized,
         "uses": list(t.uses),
+        "source": t.source,
     }
 
 
@@ -66,6 +67,7 @@ def _finding(f: Finding) -> dict[str, Any]:
         "message": f.message,
         "op_type": f.op_type,
         "fix": f.fix,
+        "source": f.source,
     }
 
 
@@ -84,6 +86,7 @@ def render(report: Report) -> str:
                 "findings": [_finding(x) for x in f.findings],
                 "depth": [_depth(d) for d in f.depth],
                 "depth_assumptions": list(f.depth_assumptions),
+                "exporter": f.exporter,
             }
             for f in report.files
         ],

@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # a record of the stats stage, carried as is; only --html rea
 @dataclass(frozen=True, kw_only=True)
 class TensorReport:
     """What initaudit inferred and measured about one tensor (README "JSON output" has each
-    field). ``mean``/``std``/``min``/``max`` are over finite values, after dequantization."""
+    field). ``mean``/``std``/``min``/``max`` are over finite values, after dequantization.
+    ``source``: the framework tensor it came from, as for :class:`Finding`."""
 
     name: str
     node: str | None
@@ -42,6 +43,7 @@ class TensorReport:
     # The values' histogram beside the expected density, when asked for (``--html``); not in
     # the JSON output, which it would bloat.
     histogram: Histogram | None = field(default=None, repr=False)
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,11 @@ class DepthEntry:
 
 @dataclass(frozen=True)
 class FileResult:
-    """One model: either ``error`` is set, or ``tensors`` and (sorted) ``findings`` are."""
+    """One model: either ``error`` is set, or ``tensors`` and (sorted) ``findings`` are.
+
+    ``exporter`` says what made the ONNX model from a live framework model
+    (``torch.onnx dynamo``, ``tf2onnx 1.17.0``); None for a file.
+    """
 
     path: str
     error: ErrorEntry | None = None
@@ -84,6 +90,7 @@ class FileResult:
     depth: tuple[DepthEntry, ...] = ()
     depth_assumptions: tuple[str, ...] = ()  # op types whose effect on scale was assumed
     notes: tuple[str, ...] = ()  # warnings about this file that are not findings (stderr)
+    exporter: str | None = None
 
     def tensor(self, name: str) -> TensorReport:
         """The report of the tensor called ``name``; KeyError if it was not audited."""

@@ -15,7 +15,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _line(path: str, f: Finding, colour: bool) -> str:
-    where = f.tensor if f.tensor is not None else "(model)"
+    where = f.source or (f.tensor if f.tensor is not None else "(model)")
     ctx = " ".join(x for x in (f.op_type, f.node) if x)
     sev = f.severity.label
     code = f.rule
@@ -56,6 +56,8 @@ def render(report: Report, colour: bool = False, quiet: bool = False) -> str:
         lines.extend(_line(fr.path, f, colour) for f in fr.findings)
         if any(d.measured_log10_output is not None for d in fr.depth):
             lines.extend(_depth_table(fr))
+        if fr.exporter and not quiet:
+            lines.append(f"{fr.path}: exported in memory with {fr.exporter}")
     if not quiet:
         s = report.summary
         total = s.errors + s.warnings + s.infos

@@ -13,10 +13,14 @@ from typing import ClassVar
 
 from initaudit.config import DEFAULT, Config
 from initaudit.findings import Finding, Severity
+from initaudit.fixes import BOTH, Fix, Framework, scheme_fix
 from initaudit.graph.model import MATRIX_ROLES, Role, WeightSite
 from initaudit.signal.model import DepthProfile
 from initaudit.stats.measure import SiteStats
-from initaudit.stats.model import Family
+from initaudit.stats.model import Family, Scheme
+from initaudit.stats.recommend import recommended
+
+HOUSE_MIN = 2  # matched weights that must agree on a fixed std before a fix names it
 
 TRAINED_MIN_SIZE = 1024
 
@@ -27,6 +31,33 @@ class RuleContext:
     stats: Mapping[str, SiteStats]
     config: Config = DEFAULT
     depth: DepthProfile | None = None
+    # The frameworks fixes are written for (from the model's producer_name; both if unknown).
+    frameworks: tuple[Framework, ...] = BOTH
+
+    def fix(self, fix: Fix) -> str:
+        """A suggestion in the words of the framework the model came from."""
+        return fix.text(self.frameworks)
+
+    def scheme_fix(self, site: WeightSite, scheme: Scheme) -> str:
+        return scheme_fix(scheme, site).text(self.frameworks)
+
+    def recommended(self, site: WeightSite) -> Scheme | None:
+        """The scheme a fix should name: the fixed one every identified weight of the model
+        uses (HF's N(0, 0.02)), so the fix matches the model's own convention; else the
+        textbook scheme for the layer's activation (kaiming before ReLU, xavier otherwise)."""
+        textbook = recommended(site)
+        if textbook is None or self.house_scheme is None:
+            return textbook
+        return self.house_scheme
+
+    @cached_property
+    def house_scheme(self) -> Scheme | None:
+        """The fixed scheme (a chosen std, not a fan rule) that all of at least HOUSE_MIN
+        identified weights match, if they agree on one."""
+        used = [st.fit.closest for _, st in self.weights() if st.fit.matched and st.fit.closest]
+        if len(used) < HOUSE_MIN or len({s.label for s in used}) != 1 or not used[0].fixed:
+            return None
+        return used[0]
 
     def measured(self) -> Iterator[tuple[WeightSite, SiteStats]]:
         for site in self.sites:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
+from initaudit.fixes import FAN_AWARE
 from initaudit.graph.model import End, Kind, WeightSite
 from initaudit.rules._base import Rule, RuleContext
 
@@ -46,8 +47,7 @@ class ZeroWeight(Rule):
                 yield self.finding(
                     site,
                     f"all {m.size} values of this {site.role} are 0",
-                    fix="initialize it with a fan-aware scheme (framework default, "
-                    "kaiming_uniform_ or xavier_uniform_)",
+                    fix=ctx.fix(FAN_AWARE),
                 )
             else:
                 yield self.finding(

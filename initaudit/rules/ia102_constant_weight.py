@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
+from initaudit.fixes import FAN_AWARE
 from initaudit.rules._base import Rule, RuleContext
 
 
@@ -38,6 +39,5 @@ class ConstantWeight(Rule):
                 yield self.finding(
                     site,
                     f"all {m.size} values of this {site.role} equal {m.min:.6g}",
-                    fix="initialize it randomly with a fan-aware scheme (framework default, "
-                    "kaiming_uniform_ or xavier_uniform_)",
+                    fix=ctx.fix(FAN_AWARE),
                 )

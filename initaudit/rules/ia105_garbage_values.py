@@ -3,8 +3,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
+from initaudit.fixes import Fix
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.moments import HUGE, TINY
+
+_FIX = Fix(
+    torch="initialize this tensor explicitly (it was probably allocated with torch.empty / "
+    "np.empty and never filled)",
+    keras="initialize this weight explicitly (it was probably created with an initializer "
+    "that does not fill it, or assigned from uninitialized memory)",
+)
 
 
 class GarbageValues(Rule):
@@ -45,6 +53,5 @@ class GarbageValues(Rule):
             yield self.finding(
                 site,
                 f"{' and '.join(parts)} of {m.size} values: looks like uninitialized memory",
-                fix="initialize this tensor explicitly (it was probably allocated with "
-                "torch.empty / np.empty and never filled)",
+                fix=ctx.fix(_FIX),
             )

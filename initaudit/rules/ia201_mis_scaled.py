@@ -8,7 +8,6 @@ from initaudit.findings import Finding, Severity
 from initaudit.graph.model import WeightSite
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
-from initaudit.stats.recommend import recommended
 
 
 class MisScaled(Rule):
@@ -58,9 +57,9 @@ class MisScaled(Rule):
                     )
                 continue
             if _misscaled(st, limit):
-                yield self._report(site, st)
+                yield self._report(ctx, site, st)
 
-    def _report(self, site: WeightSite, st: SiteStats) -> Finding:
+    def _report(self, ctx: RuleContext, site: WeightSite, st: SiteStats) -> Finding:
         fit = st.fit
         std = st.moments.std or 0.0
         closest = fit.closest
@@ -70,7 +69,7 @@ class MisScaled(Rule):
             if (closest)
             else "no scheme is near"
         )
-        rec = recommended(site)
+        rec = ctx.recommended(site)
         msg = (
             f"std {std:.3g} is {_times(fit.ratio or 0.0)} off for fan_in={site.fan_in}, "
             f"fan_out={site.fan_out}: {near}"
@@ -78,7 +77,7 @@ class MisScaled(Rule):
         fix = None
         if rec is not None:
             msg += f"; before {act}, {rec.label} gives std {rec.std:.3g} ({_times(std / rec.std)})"
-            fix = f"{rec.fix} gives std {rec.std:.3g} here"
+            fix = f"{ctx.scheme_fix(site, rec)} gives std {rec.std:.3g} here"
         return self.finding(site, msg, fix=fix)
 
 

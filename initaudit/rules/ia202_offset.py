@@ -4,7 +4,15 @@ import math
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
+from initaudit.fixes import Fix
 from initaudit.rules._base import Rule, RuleContext
+
+_FIX = Fix(
+    torch="draw symmetrically around zero, e.g. nn.init.uniform_(w, -b, b) instead of "
+    "uniform_(w) / torch.rand",
+    keras="draw symmetrically around zero, e.g. keras.initializers.RandomUniform(-b, b) instead "
+    "of RandomUniform(0, b)",
+)
 
 MIN_EFFECT = 0.1  # |mean| / std below this is harmless whatever n says
 # Exact structures, not draws: a sinusoidal position table's cosines are positive on average.
@@ -54,6 +62,5 @@ class Offset(Rule):
                     f"mean {m.mean:.3g} is {effect:.2g} std from zero ({z:.0f} standard "
                     f"errors; values range {m.min:.3g} to {m.max:.3g}): a {side} one-sided or "
                     "shifted draw",
-                    fix="draw symmetrically around zero, e.g. nn.init.uniform_(w, -b, b) "
-                    "instead of uniform_(w) / torch.rand",
+                    fix=ctx.fix(_FIX),
                 )

@@ -4,6 +4,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 from initaudit.findings import Finding, Severity
+from initaudit.fixes import DEEP_RELU
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.signal.model import DepthLayer
 
@@ -60,6 +61,7 @@ class DepthSignal(Rule):
             band,
             "forward activations",
             profile.assumptions,
+            ctx.fix(DEEP_RELU),
         )
         yield from self._direction(
             layers[::-1],
@@ -68,6 +70,7 @@ class DepthSignal(Rule):
             band,
             "backward gradients",
             profile.assumptions,
+            ctx.fix(DEEP_RELU),
         )
 
     def _direction(
@@ -78,6 +81,7 @@ class DepthSignal(Rule):
         band: float,
         what: str,
         assumptions: Sequence[str],
+        fix: str,
     ) -> Iterator[Finding]:
         # Depth means compounding: a level reached through one layer alone since the last
         # reset (DCGAN's N(0, 0.02) first conv before its BatchNorm) is that layer's scale,
@@ -110,10 +114,6 @@ class DepthSignal(Rule):
         )
         if assumptions:
             msg += f" (assumed scale-neutral: {', '.join(assumptions)})"
-        fix = (
-            'kaiming_normal_(w, nonlinearity="relu") for ReLU layers, xavier with the '
-            "activation's gain otherwise, or normalization / residual connections"
-        )
         yield self.finding(None, msg, fix=fix)
 
 

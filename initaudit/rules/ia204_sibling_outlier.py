@@ -6,11 +6,18 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
+from initaudit.fixes import Fix
 from initaudit.graph.facts import name_template
 from initaudit.graph.model import WeightSite
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
 from initaudit.stats.model import RANDOM_FAMILIES, Family
+
+_FIX = Fix(
+    torch="initialize all repeated blocks the same way (e.g. model.apply(init_fn) after building "
+    "the whole model)",
+    keras="initialize all repeated blocks the same way (the same kernel_initializer in each)",
+)
 
 MIN_GROUP = 3
 SPREAD = 1.25  # a sibling this far from the group's median std is an outlier
@@ -57,10 +64,13 @@ class SiblingOutlier(Rule):
             groups[_key(site)].append((site, st))
         for key, members in groups.items():
             if len(members) >= MIN_GROUP:
-                yield from self._outliers(key, members)
+                yield from self._outliers(ctx, key, members)
 
     def _outliers(
-        self, key: tuple[object, ...], members: list[tuple[WeightSite, SiteStats]]
+        self,
+        ctx: RuleContext,
+        key: tuple[object, ...],
+        members: list[tuple[WeightSite, SiteStats]],
     ) -> Iterator[Finding]:
         # A member matched to a scheme tied to its position (T5's query scale among the
         # k/v projections an exporter left unnamed) differs from its siblings by design.
@@ -94,8 +104,7 @@ class SiblingOutlier(Rule):
             yield self.finding(
                 site,
                 f"{what}; siblings: {label} ({len(members)} tensors)",
-                fix="initialize all repeated blocks the same way (e.g. model.apply(init_fn) "
-                "after building the whole model)",
+                fix=ctx.fix(_FIX),
             )
 
 

@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from initaudit.findings import Finding, Severity
 from initaudit.graph.model import Kind
 from initaudit.rules._base import Rule, RuleContext
-from initaudit.stats.recommend import recommended
 
 DEEP = 8  # this many unnormalized ReLU layers make a gain of 1 compound into a real loss
 
@@ -54,8 +53,8 @@ class ActivationMismatch(Rule):
             fit = st.fit
             if act is None or not fit.matched:
                 continue
-            rec = recommended(site)
-            fix = f"{rec.fix} (std {rec.std:.3g})" if rec else None
+            rec = ctx.recommended(site)
+            fix = f"{ctx.scheme_fix(site, rec)} (std {rec.std:.3g})" if rec else None
             if fit.gain_for == "relu" and act.kind in (Kind.TANH, Kind.SIGMOID):
                 yield self.finding(
                     site,

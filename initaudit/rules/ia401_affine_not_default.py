@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
+from initaudit.fixes import Fix
 from initaudit.graph.model import Role
 from initaudit.rules._base import Rule, RuleContext
 
@@ -12,9 +13,12 @@ _WHAT = {
     Role.NORM_SHIFT: "norm shift is not zero",
 }
 _FIX = {
-    Role.BIAS: "nn.init.zeros_(b) (or keep the framework default)",
-    Role.NORM_SCALE: "nn.init.ones_(norm.weight)",
-    Role.NORM_SHIFT: "nn.init.zeros_(norm.bias)",
+    Role.BIAS: Fix(
+        torch="nn.init.zeros_(b) (or keep the framework default)",
+        keras='bias_initializer="zeros" (the default)',
+    ),
+    Role.NORM_SCALE: Fix(torch="nn.init.ones_(norm.weight)", keras='gamma_initializer="ones"'),
+    Role.NORM_SHIFT: Fix(torch="nn.init.zeros_(norm.bias)", keras='beta_initializer="zeros"'),
 }
 
 
@@ -57,4 +61,4 @@ class AffineNotDefault(Rule):
                     "; this matches Gemma-style (1 + w) RMSNorm or a zero_init_residual "
                     "BatchNorm gamma, which is intentional there"
                 )
-            yield self.finding(site, msg, fix=_FIX[site.role])
+            yield self.finding(site, msg, fix=ctx.fix(_FIX[site.role]))

@@ -61,7 +61,9 @@ def make_models(folder: Path) -> None:
         np.zeros((4, 8), np.float32),
     ]
     names = ["dense/kernel:0", "dense_1/kernel:0", "dense_2/kernel:0"]
-    M.save(M.mlp(ws, names=names), folder / MODELS[1])
+    tf_dense = M.mlp(ws, names=names)
+    tf_dense.producer_name = "tf2onnx"  # so its fixes are written for Keras
+    M.save(tf_dense, folder / MODELS[1])
     shutil.copy(ROOT / "fixtures/broken/not_onnx.onnx", folder / MODELS[2])
 
 
