@@ -10,7 +10,7 @@ from __future__ import annotations
 from initaudit.graph.consts import find_constants
 from initaudit.graph.facts import model_facts
 from initaudit.graph.index import index_graph
-from initaudit.graph.model import ModelGraph, Role, WeightSite
+from initaudit.graph.model import ModelGraph, WeightSite
 from initaudit.graph.roles import Roles
 from initaudit.graph.trace import Reach, Tracer
 from initaudit.load import LoadedModel
@@ -32,8 +32,8 @@ def build_graph(loaded: LoadedModel) -> ModelGraph:
         if not is_float_type(t.data_type) and not quantized:
             continue
         site, primary = roles.site(name, t.dims, t.dtype, reaches)
-        if site.role == Role.OTHER and t.size <= 1:
-            continue  # scalar op constants (0.5, sqrt(2), eps) are not parameters
+        # Scalars are audited too (a NaN mixing coefficient is a defect): op constants
+        # (0.5, sqrt 2, eps) are role "other", which only the integrity rules read.
         found.append((site, primary))
     sites = tuple(roles.with_bias_fans(found))
     return ModelGraph(index=index, consts=consts, sites=sites, facts=model_facts(sites))

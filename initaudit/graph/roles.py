@@ -33,6 +33,7 @@ from initaudit.graph.ops import (
     RECURRENT_OPS,
     RNN_ACTIVATIONS,
     SCALING,
+    SOFTMAX_OPS,
 )
 from initaudit.graph.patterns import is_norm_factor
 from initaudit.graph.shapes import Shape
@@ -50,6 +51,7 @@ _ROLE_RANK = {
     Role.OTHER: 7,
 }
 _LOOK_BACK = 8  # layout ops looked back through to find what computed a value
+_LOGIT_WALK = 32  # values followed from a table lookup towards a Softmax
 
 
 class Roles:
@@ -66,6 +68,8 @@ class Roles:
         best: tuple[int, int, Layout, Reach] | None = None
         for order, r in enumerate(reaches):
             lay = layout_for(r.node, r.slot, r.shape) or self._context_role(r, dims)
+            if lay.role == Role.EMBEDDING and self._added_to_logits(r.node):
+                lay = Layout(role=Role.BIAS)
             key = (_ROLE_RANK[lay.role], order)
             if best is None or key < best[:2]:
                 best = (key[0], key[1], lay, r)
@@ -147,6 +151,39 @@ class Roles:
                 return Layout(role=Role.NORM_SCALE)
             return Layout(role=Role.SCALE)
         return Layout(role=Role.OTHER)
+
+    def _added_to_logits(self, lookup: Node) -> bool:
+        """A table whose gathered rows are added to attention logits is a bias, not an
+        embedding: its rows are no features flowing into matmuls (timm LeViT's zero
+        ``attention_biases``, Swin's relative position tables, T5's relative attention bias,
+        all gathered by relative position and added to Q·Kᵀ before the Softmax).
+
+        From the lookup's output, layout ops, constant rescales and Adds are followed; a
+        Softmax reached that way means logits, anything else (a normalization, a linear op)
+        means features.
+        """
+        frontier = [o for o in lookup.outputs if o]
+        seen: set[str] = set()
+        while frontier and len(seen) < _LOGIT_WALK:
+            value = frontier.pop()
+            if value in seen:
+                continue
+            seen.add(value)
+            for node, _slot in self.index.consumers_of(value):
+                op = node.op_type
+                if op in SOFTMAX_OPS:
+                    return True
+                constant_rescale = op in SCALING and all(
+                    self.consts.is_constant(i) for i in node.inputs if i and i != value
+                )
+                if (
+                    op in LAYOUT_OPS
+                    or op in ADDITIVE
+                    or op in ("Expand", "Tile")
+                    or constant_rescale
+                ):
+                    frontier.extend(o for o in node.outputs[:1] if o)
+        return False
 
     def _linear_source(self, value: str) -> Node | None:
         """The weight-bearing linear op whose output ``value`` is, looking back through

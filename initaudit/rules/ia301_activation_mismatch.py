@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
-from initaudit.graph.model import Kind
+from initaudit.graph.model import End, Kind
 from initaudit.rules._base import Rule, RuleContext
 
 DEEP = 8  # this many unnormalized ReLU layers make a gain of 1 compound into a real loss
@@ -14,8 +14,9 @@ class ActivationMismatch(Rule):
 
     ## What it checks
     A weight identified as He/kaiming with the ReLU gain (sqrt 2) whose output goes through
-    tanh or sigmoid, or a Glorot/xavier weight with gain 1 in a deep stack (8 or more layers)
-    of ReLU layers without normalization.
+    tanh or sigmoid, or is a linear output head (one init applied to the whole model,
+    `model.apply(init_fn)`, gives the head the body's ReLU gain), or a Glorot/xavier weight
+    with gain 1 in a deep stack (8 or more layers) of ReLU layers without normalization.
 
     ## Why it matters
     Gains compensate for what the activation does to the variance. He's sqrt(2) pushes tanh and
@@ -60,6 +61,13 @@ class ActivationMismatch(Rule):
                     site,
                     f"{fit.scheme} uses the ReLU gain sqrt(2) but the layer feeds {act.label}: "
                     "it starts saturated",
+                    fix=fix,
+                )
+            elif fit.gain_for == "relu" and act.kind == Kind.LINEAR and act.end == End.OUTPUT:
+                yield self.finding(
+                    site,
+                    f"{fit.scheme} uses the ReLU gain sqrt(2) on a linear output layer: its "
+                    "outputs start sqrt(2) times wider than a linear layer's gain of 1 gives",
                     fix=fix,
                 )
             elif (

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
 from initaudit.fixes import Fix
 from initaudit.graph.model import Role
 from initaudit.rules._base import Rule, RuleContext
+from initaudit.stats.moments import TensorStats
 
 _WHAT = {
     Role.BIAS: "bias is not zero or a framework default",
@@ -56,9 +58,29 @@ class AffineNotDefault(Rule):
             if v is None or v.expected:
                 continue
             msg = f"{_WHAT[site.role]}: {v.scheme}"
+            severity = None
             if site.role == Role.NORM_SCALE and v.scheme == "zeros":
                 msg += (
                     "; this matches Gemma-style (1 + w) RMSNorm or a zero_init_residual "
                     "BatchNorm gamma, which is intentional there"
                 )
-            yield self.finding(site, msg, fix=ctx.fix(_FIX[site.role]))
+            elif site.role == Role.NORM_SCALE and _random_near_zero(st.moments):
+                rms = _rms(st.moments)
+                msg = (
+                    f"norm scale drawn at random near zero ({v.scheme}, root mean square "
+                    f"{rms:.2g}): it multiplies this normalization's output by ~{rms:.2g}, "
+                    "silencing the block it sits in (was it initialized like a weight?)"
+                )
+                severity = Severity.WARNING
+            yield self.finding(site, msg, fix=ctx.fix(_FIX[site.role]), severity=severity)
+
+
+NEAR_ZERO = 0.1  # a norm scale's root mean square below this silences its block
+
+
+def _rms(m: TensorStats) -> float:
+    return math.sqrt((m.mean or 0.0) ** 2 + (m.std or 0.0) ** 2)
+
+
+def _random_near_zero(m: TensorStats) -> bool:
+    return m.min != m.max and _rms(m) < NEAR_ZERO

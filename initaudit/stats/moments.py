@@ -48,6 +48,7 @@ class TensorStats:
     first_nonfinite: tuple[int, ...] | None
     n_tiny: int  # 0 < |x| < TINY
     n_huge: int  # finite |x| > HUGE
+    huge_min: float | None  # the smallest |x| among those (a mask's one constant: = absmax)
     min: float | None  # over finite values
     max: float | None
     mean: float | None
@@ -89,6 +90,7 @@ class _Accumulator:
     def __init__(self) -> None:
         self.n_zero = self.n_nan = self.n_pinf = self.n_ninf = self.n_tiny = self.n_huge = 0
         self.first_bad: int | None = None
+        self.huge_min = math.inf
         self.lo, self.hi = math.inf, -math.inf
         self.count, self.mean, self.m2 = 0, 0.0, 0.0
         self._sq = np.empty(0, np.float32)  # one piece's squares, reused
@@ -129,7 +131,9 @@ class _Accumulator:
                 zeros += int(np.count_nonzero(p == 0))
                 small += int(np.count_nonzero(np.abs(p) < _below(TINY, c.dtype)))
             if max(-plo, phi) > HUGE:
-                big += int(np.count_nonzero((p > huge) | (p < -huge)))
+                over = (p > huge) | (p < -huge)
+                big += int(np.count_nonzero(over))
+                self.huge_min = min(self.huge_min, float(np.abs(p[over]).min()))
             total, total_sq = float(p.sum()), float(sq.sum())
             mean = total / n
             m2 = total_sq - total * mean
@@ -165,7 +169,10 @@ class _Accumulator:
         a = np.abs(c)
         self.n_zero += int(np.count_nonzero(a == 0))
         self.n_tiny += int(np.count_nonzero((a > 0) & (a < TINY)))
-        self.n_huge += int(np.count_nonzero(a > HUGE))
+        over = a > HUGE
+        self.n_huge += int(np.count_nonzero(over))
+        if over.any():
+            self.huge_min = min(self.huge_min, float(a[over].min()))
         self.lo = min(self.lo, float(c.min()))
         self.hi = max(self.hi, float(c.max()))
         cm = float(c.mean())
@@ -187,6 +194,7 @@ class _Accumulator:
             first_nonfinite=first,
             n_tiny=self.n_tiny,
             n_huge=self.n_huge,
+            huge_min=self.huge_min if self.n_huge else None,
             min=self.lo if count else None,
             max=self.hi if count else None,
             mean=self.mean if count else None,

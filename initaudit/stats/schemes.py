@@ -223,9 +223,14 @@ def candidates(site: WeightSite, facts: ModelFacts) -> list[Scheme]:
         if fi and fo:
             out += _fan_table(fi, fo, False)
     if site.role in (Role.WEIGHT, Role.RECURRENT) and fi and fo:
-        conv = site.op_type in CONV_OPS
+        # fan_out mode: torchvision and timm use it for convolutions, and code that applies
+        # one init to the whole model (model.apply(init_fn)) gives it to the Linear head too:
+        # kaiming_uniform_(mode="fan_out", nonlinearity="relu") on a 256->32 head is std 0.25,
+        # a scheme whose gain suits another activation (IA301), not a mis-scale. Elsewhere a
+        # Linear's fan_out mode would only widen what passes as plausible.
+        head = site.activation is not None and site.activation.end == End.OUTPUT
         out += (replace(c, context=True) for c in _context_schemes(site, facts, fi))
-        out += _fan_table(fi, fo, conv)
+        out += _fan_table(fi, fo, site.op_type in CONV_OPS or head)
         if site.op_type in ("Einsum", "MatMul") and len(site.shape) >= 3:
             out += _keras_legacy_table(site.shape)
         out += FIXED
@@ -235,8 +240,7 @@ def candidates(site: WeightSite, facts: ModelFacts) -> list[Scheme]:
 @lru_cache(maxsize=256)
 def _fan_table(fan_in: int, fan_out: int, fan_out_mode: bool) -> tuple[Scheme, ...]:
     """The fan-based schemes of one shape: built once (about 40 schemes with their labels and
-    fixes), not per tensor; a transformer repeats a handful of shapes. fan_out mode is
-    offered for convolutions only, as torchvision and timm use it."""
+    fixes), not per tensor; a transformer repeats a handful of shapes."""
     modes = [("fan_in", fan_in)] + ([("fan_out", fan_out)] if fan_out_mode else [])
     out = [
         PYTORCH_DEFAULT.scheme(Fans(fan_in=fan_in, fan_out=fan_out, fan=fan_in, gain=1.0), "", "")

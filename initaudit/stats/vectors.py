@@ -43,9 +43,20 @@ def fit_vector(site: WeightSite, values: Values | np.ndarray, m: TensorStats) ->
             return VectorFit(scheme=name, expected=v == 0.0)
         # A constant head bias is timm's -log(num_classes) (jax_nlhb) or a deliberate prior.
         return VectorFit(scheme=name, expected=v == 0.0 or _is_log_prior(v, m.size))
+    if site.role == Role.BIAS and site.op_type == "Gather":
+        return _bias_table_fit(m)
     if site.role == Role.BIAS:
         return _bias_fit(site, values, m)
     return VectorFit(scheme=f"std={m.std:.3g}", expected=False)
+
+
+def _bias_table_fit(m: TensorStats) -> VectorFit:
+    """A table of biases added to attention logits (relative position bias): frameworks draw
+    it zero (timm LeViT), trunc_normal(std=.02) (timm Swin) or N(0, d_model^-0.5) (T5) — a
+    centred draw of modest spread; a large or one-sided one is not an init recipe."""
+    std, mean = m.std or 0.0, m.mean or 0.0
+    label = f"normal-like table (mean={mean:.3g}, std={std:.3g})"
+    return VectorFit(scheme=label, expected=std <= 1.0 and abs(mean) <= 0.25 * std + 1e-6)
 
 
 def _is_log_prior(v: float, n: int) -> bool:

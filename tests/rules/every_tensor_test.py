@@ -1,0 +1,152 @@
+"""Integrity rules read every float tensor, and roles come from what a tensor does in the graph.
+
+Reproductions of bug reports (issue 14): a NaN in a scalar parameter, uninitialized memory in a
+tensor used through an ellipsis Einsum (no weight layout: role "other"), a LayerNorm gamma drawn
+like a weight, a zero relative-position table added to attention logits, and a Linear head
+given the body's kaiming fan_out ReLU init by ``model.apply``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from initaudit.audit import audit_file
+from initaudit.report.model import FileResult
+from tests import _models as M
+
+
+def _audit(tmp_path: Path, m: onnx.ModelProto) -> FileResult:
+    result = audit_file(M.save(m, tmp_path / "m.onnx"))
+    assert result.error is None, result.error
+    return result
+
+
+def _findings(result: FileResult, tensor: str) -> dict[str, str]:
+    return {f.rule: f.severity.label for f in result.findings if f.tensor == tensor}
+
+
+def _gated_mlp(alpha: float) -> onnx.ModelProto:
+    """x -> Gemm -> Mul(alpha: a learned scalar mixing coefficient) -> Gemm."""
+    w1, w2 = M.torch_default((32, 16), 16, 1), M.torch_default((8, 32), 32, 2)
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1),
+        helper.make_node("Mul", ["h", "alpha"], ["g"]),
+        helper.make_node("Gemm", ["g", "w2"], ["y"], transB=1),
+    ]
+    inits = [M.tensor("w1", w1), M.tensor("w2", w2), M.tensor("alpha", np.float32(alpha))]
+    return M.model(nodes, inits, [M.value_info("x", [2, 16])], [M.value_info("y", [2, 8])])
+
+
+def test_a_nan_scalar_parameter_is_reported(tmp_path: Path) -> None:
+    """A mixing coefficient created with torch.empty on the meta device and never reset."""
+    result = _audit(tmp_path, _gated_mlp(math.nan))
+    assert "alpha" in {t.name for t in result.tensors}
+    assert _findings(result, "alpha") == {"IA103": "error"}
+    assert _findings(_audit(tmp_path, _gated_mlp(0.5)), "alpha") == {}
+
+
+def _ellipsis_einsum(w: np.ndarray) -> onnx.ModelProto:
+    node = helper.make_node("Einsum", ["x", "w"], ["y"], equation="...i,ijk->...jk")
+    return M.model(
+        [node], [M.tensor("w", w)], [M.value_info("x", [2, 8])], [M.value_info("y", None)]
+    )
+
+
+def test_uninitialized_memory_in_a_tensor_without_a_weight_role(tmp_path: Path) -> None:
+    """nn.Parameter(torch.Tensor(n, m, k)) used through an ellipsis Einsum: role "other"."""
+    w = M.rng(3).normal(0, 0.1, size=(8, 4, 4)).astype(np.float32)
+    w.flat[::5] = 1e37
+    w.flat[1::7] = -3e33
+    result = _audit(tmp_path, _ellipsis_einsum(w))
+    assert result.tensor("w").role == "other"
+    assert _findings(result, "w") == {"IA105": "error"}
+
+
+def test_a_mask_constant_in_a_buffer_is_not_garbage(tmp_path: Path) -> None:
+    """Causal masks hold one huge fill constant (float32's lowest value, -1e9): a buffer."""
+    mask = np.triu(np.full((4, 4), np.finfo(np.float32).min, np.float32), k=1)
+    nodes = [
+        helper.make_node("MatMul", ["q", "k"], ["s"]),
+        helper.make_node("Add", ["s", "mask"], ["m"]),
+        helper.make_node("Softmax", ["m"], ["p"], axis=-1),
+    ]
+    m = M.model(
+        nodes,
+        [M.tensor("mask", mask)],
+        [M.value_info("q", [4, 8]), M.value_info("k", [8, 4])],
+        [M.value_info("p", [4, 4])],
+    )
+    result = _audit(tmp_path, m)
+    assert result.tensor("mask").role == "other"
+    assert _findings(result, "mask") == {}
+
+
+def _layernorm_block(gamma: np.ndarray) -> onnx.ModelProto:
+    w = M.torch_default((16, 16), 16, 1)
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "ln.weight", "ln.bias"], ["n"], axis=-1),
+        helper.make_node("Gemm", ["n", "fc.weight"], ["y"], transB=1),
+    ]
+    inits = [
+        M.tensor("ln.weight", gamma),
+        M.tensor("ln.bias", np.zeros(16, np.float32)),
+        M.tensor("fc.weight", w),
+    ]
+    return M.model(nodes, inits, [M.value_info("x", [2, 16])], [M.value_info("y", [2, 16])])
+
+
+def test_a_norm_scale_drawn_like_a_weight_is_a_warning(tmp_path: Path) -> None:
+    """An _init_weights that drew every `weight` N(0, 0.02), LayerNorm's included."""
+    drawn = M.rng(5).normal(0, 0.02, 16).astype(np.float32)
+    assert _findings(_audit(tmp_path, _layernorm_block(drawn)), "ln.weight") == {
+        "IA401": "warning"
+    }
+    ones = np.ones(16, np.float32)
+    assert _findings(_audit(tmp_path, _layernorm_block(ones)), "ln.weight") == {}
+
+
+def _attention_with_bias_table(table: np.ndarray) -> onnx.ModelProto:
+    """timm LeViT/TinyViT: attention_biases[:, idx] gathered and added to Q·Kᵀ."""
+    idx = np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0]], np.int64)
+    nodes = [
+        helper.make_node("MatMul", ["q", "k"], ["s"]),
+        helper.make_node("Gather", ["attention_biases", "idx"], ["b"], axis=1),
+        helper.make_node("Add", ["s", "b"], ["a"]),
+        helper.make_node("Softmax", ["a"], ["p"], axis=-1),
+    ]
+    m = M.model(
+        nodes,
+        [M.tensor("attention_biases", table), M.tensor("idx", idx)],
+        [M.value_info("q", [4, 3, 8]), M.value_info("k", [4, 8, 3])],
+        [M.value_info("p", [4, 3, 3])],
+    )
+    return m
+
+
+def test_a_table_added_to_attention_logits_is_a_bias(tmp_path: Path) -> None:
+    result = _audit(tmp_path, _attention_with_bias_table(np.zeros((4, 3), np.float32)))
+    assert result.tensor("attention_biases").role == "bias"
+    assert _findings(result, "attention_biases") == {}
+    drawn = M.rng(2).normal(0, 0.02, (4, 3)).astype(np.float32)  # timm Swin's trunc_normal .02
+    result = _audit(tmp_path, _attention_with_bias_table(drawn))
+    assert _findings(result, "attention_biases") == {}
+
+
+def test_a_head_with_the_bodys_fan_out_relu_init_is_not_mis_scaled(tmp_path: Path) -> None:
+    """model.apply(init_fn): kaiming_uniform_(mode="fan_out", nonlinearity="relu") on the
+    256->32 head too is std 0.25: a scheme for another activation (IA301), not IA201."""
+    r = M.rng(7)
+
+    def he_fan_out(o: int, i: int) -> np.ndarray:
+        b = math.sqrt(3) * math.sqrt(2 / o)
+        return r.uniform(-b, b, (o, i)).astype(np.float32)
+
+    m = M.mlp([he_fan_out(256, 64), he_fan_out(256, 256), he_fan_out(32, 256)], bias=False)
+    result = _audit(tmp_path, m)
+    assert _findings(result, "fc3.weight") == {"IA301": "info"}
+    assert result.tensor("fc3.weight").scheme == "kaiming_uniform(fan_out, relu)"
