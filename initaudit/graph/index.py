@@ -28,6 +28,7 @@ from initaudit.graph.validate import (
     node_label,
 )
 from initaudit.load import MAX_FUNCTION_DEPTH
+from initaudit.store import FLOAT_TYPES
 
 _A = onnx.AttributeProto
 # The attributes the analysis reads (NodeAttrs' fields), with the one type ONNX gives each in
@@ -44,6 +45,7 @@ _ATTR_TYPES = {
     "equation": _A.STRING,
     "group": _A.INT,
     "hidden_size": _A.INT,
+    "kernel_shape": _A.INTS,
     "max": _A.FLOAT,
     "min": _A.FLOAT,
     "perm": _A.INTS,
@@ -54,6 +56,8 @@ _ATTR_TYPES = {
 
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+# Element types of inputs that carry a signal (0: undeclared, assumed float).
+_SIGNAL_TYPES = frozenset({0, *(t for t in FLOAT_TYPES)})
 
 
 def _attrs(node: onnx.NodeProto) -> NodeAttrs:
@@ -173,6 +177,11 @@ def index_graph(model: onnx.ModelProto) -> GraphIndex:
         consumers=MappingProxyType({k: tuple(v) for k, v in consumers.items()}),
         graph_inputs=frozenset(i.name for i in model.graph.input),
         graph_outputs=frozenset(o.name for o in model.graph.output),
+        signal_inputs=frozenset(
+            i.name
+            for i in model.graph.input
+            if i.type.tensor_type.elem_type in _SIGNAL_TYPES or not i.type.HasField("tensor_type")
+        ),
     )
     check_structure(index, builder.scopes())
     return index

@@ -173,6 +173,7 @@ class NodeAttrs:
     equation: str | None = None
     group: int | None = None
     hidden_size: int | None = None
+    kernel_shape: tuple[int, ...] | None = None
     max: float | None = None
     min: float | None = None
     perm: tuple[int, ...] | None = None
@@ -217,6 +218,9 @@ class GraphIndex:
     consumers: Mapping[str, tuple[tuple[Node, int], ...]]
     graph_inputs: frozenset[str]
     graph_outputs: frozenset[str]
+    # Graph inputs that hold numbers a signal is made of: float inputs (and untyped ones);
+    # token ids, positions and masks are integers or booleans and carry no signal.
+    signal_inputs: frozenset[str] = frozenset()
 
     def consumers_of(self, value: str) -> tuple[tuple[Node, int], ...]:
         return self.consumers.get(value, ())

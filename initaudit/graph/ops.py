@@ -249,10 +249,26 @@ PROPAGATED_ACTIVATIONS: Mapping[str, Kind] = {
 ELEMENTWISE_MATH = frozenset({"Erf", "Sqrt", "Reciprocal", "Neg", "Exp", "Log", "Cos"})
 # Reductions the depth model takes as the expectation of their input.
 REDUCE_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceL2", "ReduceSumSquare", "ReduceMax"})
+# Pooling: an average keeps the mean and divides the rest by the positions pooled; a max of
+# several values raises the second moment (the order statistic of the window).
+AVERAGE_POOLS = frozenset({"AveragePool", "GlobalAveragePool"})
+MAX_POOLS = frozenset({"MaxPool", "GlobalMaxPool"})
 SOFTMAX_OPS = frozenset({"Softmax", "LogSoftmax"})
-# Outputs that describe a tensor rather than carry its signal.
+# Outputs that describe a tensor rather than carry its signal: shapes, indices, and the
+# booleans of comparisons (padding masks built from token ids: Less, Not, Equal...).
 NO_SIGNAL = frozenset(
     {
+        "Less",
+        "LessOrEqual",
+        "Greater",
+        "GreaterOrEqual",
+        "Equal",
+        "Not",
+        "And",
+        "Or",
+        "Xor",
+        "IsNaN",
+        "IsInf",
         "Shape",
         "Size",
         "NonZero",

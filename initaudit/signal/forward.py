@@ -25,9 +25,11 @@ import numpy as np
 
 from initaudit.graph.model import Node, WeightSite
 from initaudit.graph.ops import (
+    AVERAGE_POOLS,
     BINARY_ARITHMETIC,
     ELEMENTWISE_MATH,
     LINEAR_OPS,
+    MAX_POOLS,
     NO_SIGNAL,
     NORM_OPS,
     PROPAGATED_ACTIVATIONS,
@@ -39,6 +41,7 @@ from initaudit.graph.ops import (
 from initaudit.signal.carried import Sig, State, apply_op, gaussian, moment, sum_base
 from initaudit.signal.gains import NODES, WEIGHTS, activation_fn, erf
 from initaudit.signal.model import Weights
+from initaudit.stats import dists
 
 # A handler gets the node, its inputs' signals (None for constants) and the first signal
 # among them; it returns the output's signal, or None when the op is not modelled (the
@@ -59,7 +62,7 @@ _MATH: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
 def forward(w: Weights, order: Sequence[Node]) -> State:
     st = State()
     graph = w.graph
-    for name in graph.index.graph_inputs:
+    for name in graph.index.signal_inputs:
         if not graph.consts.is_constant(name):
             st.sig[name] = gaussian(st, 1.0, 1.0)
     for node in order:
@@ -177,11 +180,64 @@ def _math(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) 
     return Sig(moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops)
 
 
+# Positions a global pool or a pooling reduction averages when the graph does not say (no
+# kernel_shape): the pooled second moment is mean² + variance / n, so the exact n matters only
+# for a signal with little mean (an average of zero-mean embeddings).
+POOLED_POSITIONS = 16
+
+
+def _pooled_moment(x: Sig, n: int) -> tuple[float, float]:
+    """(mean, second moment) of the average of ``n`` independent copies of ``x``."""
+    if x.pts is None:
+        return 0.0, x.q / n
+    mean = float(np.sum(WEIGHTS * x.pts))
+    return mean, mean * mean + max(x.q - mean * mean, 0.0) / n
+
+
+def _window(node: Node) -> int:
+    shape = node.attrs.kernel_shape
+    if node.op_type.startswith("Global") or not shape:
+        return POOLED_POSITIONS
+    return max(math.prod(shape), 1)
+
+
+def _average_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
+    """An average of n values: by the central limit theorem about a normal with the input's
+    mean and 1/n of its variance, which keeps a ReLU's mean through the pool."""
+    mean, q = _pooled_moment(x, _window(node))
+    spread = math.sqrt(max(q - mean * mean, 0.0))
+    st.next_src += 1
+    return Sig(q, x.base, mean + spread * NODES, st.next_src, hops=x.hops)
+
+
+def _max_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
+    """The largest of K values of the window: its distribution is F^K, taken on the sampled
+    function as a quantile map (independent values: neighbours correlate, so this bounds the
+    rise from above). After a ReLU a 2x2 pool about doubles the second moment."""
+    if x.pts is None:
+        return x
+    k = _window(node)
+    order = np.argsort(x.pts, kind="stable")
+    values = x.pts[order]
+    cdf = np.cumsum(WEIGHTS[order])
+    cdf = cdf / cdf[-1]
+    levels = np.array([dists.phi(float(z)) for z in NODES]) ** (1.0 / k)
+    pts = np.interp(levels, cdf - WEIGHTS[order] / 2, values)
+    st.next_src += 1
+    return Sig(moment(pts), x.base, pts, st.next_src, hops=x.hops)
+
+
 def _reduce(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
+    """A reduction is one of two things the graph does not say: a statistic across a value's
+    own features (a decomposed LayerNorm's mean(x), mean(x²)) or pooling across positions
+    (GlobalAveragePooling1D as ReduceMean over the sequence). The statistic is exact on the
+    sampled function (``pts``: the expectation), which is what normalizations combine with
+    their own source; where the result goes on alone, it is pooling, which keeps about its
+    input's scale (``q``): the mean of a zero-mean signal is not a zero signal."""
     if x.pts is None:
         return None
-    mean = float(np.sum(WEIGHTS * x.pts))
-    return Sig(mean * mean, x.base, np.full_like(NODES, mean), x.src, stat=True, hops=x.hops)
+    mean, pooled = _pooled_moment(x, POOLED_POSITIONS)
+    return Sig(pooled, x.base, np.full_like(NODES, mean), x.src, stat=True, hops=x.hops)
 
 
 def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
@@ -249,6 +305,8 @@ def _table() -> dict[str, Handler]:
         (REDUCE_OPS, _reduce),
         (BINARY_ARITHMETIC, _binary),
         (frozenset({"Concat"}), _concat),
+        (AVERAGE_POOLS, _average_pool),
+        (MAX_POOLS, _max_pool),
         (SIGNAL_PASS, _pass),
     ]
     table: dict[str, Handler] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 
 from initaudit.audit import AuditOptions, audit_file
 from initaudit.report.model import FileResult
@@ -374,3 +374,76 @@ def test_a_decomposed_rmsnorm_resets_the_gradient_too(tmp_path: Path) -> None:
     """Forward, x / sqrt(mean(x²)) is a reset; backward it must be one too, or a wide head's
     fan_out·E[w²] reads as gradients exploding through every block (T5 was reported)."""
     assert _ia203(_audit(tmp_path, _rms_stack_with_wide_head())) == []
+
+
+def _cnn_maxpool() -> onnx.ModelProto:
+    """MNIST-style: Conv-ReLU-MaxPool(2x2) twice, then a Linear head; PyTorch defaults."""
+    h = helper
+    c1 = M.torch_default((8, 1, 3, 3), 9, 1)
+    c2 = M.torch_default((16, 8, 3, 3), 72, 2)
+    fc = M.torch_default((10, 16 * 5 * 5), 400, 3)
+    nodes = [
+        h.make_node("Conv", ["x", "conv1.weight"], ["a"], pads=[0, 0, 0, 0]),
+        h.make_node("Relu", ["a"], ["ra"]),
+        h.make_node("MaxPool", ["ra"], ["pa"], kernel_shape=[2, 2], strides=[2, 2]),
+        h.make_node("Conv", ["pa", "conv2.weight"], ["b"]),
+        h.make_node("Relu", ["b"], ["rb"]),
+        h.make_node("MaxPool", ["rb"], ["pb"], kernel_shape=[2, 2], strides=[2, 2]),
+        h.make_node("Flatten", ["pb"], ["f"]),
+        h.make_node("Gemm", ["f", "fc.weight"], ["y"], transB=1),
+    ]
+    inits = [M.tensor("conv1.weight", c1), M.tensor("conv2.weight", c2), M.tensor("fc.weight", fc)]
+    return M.model(nodes, inits, [M.value_info("x", [4, 1, 26, 26])], [M.value_info("y", None)])
+
+
+def test_max_pooling_after_relu_raises_the_second_moment(tmp_path: Path) -> None:
+    """The largest of a 2x2 window of ReLU outputs has about twice their second moment: a plain
+    MNIST CNN was predicted at 1e-2.3 where the forward pass measures 1e-1.3 before pooling
+    was modelled; each layer now agrees with the measurement."""
+    result = audit_file(M.save(_cnn_maxpool(), tmp_path / "m.onnx"), AuditOptions(propagate={}))
+    assert result.notes == ()
+    for d in result.depth:
+        assert d.measured_log10_output is not None and d.log10_output is not None
+        assert abs(d.measured_log10_output - d.log10_output) < 0.3, d
+
+
+def _masked_mean_pool() -> onnx.ModelProto:
+    """Keras Embedding(mask_zero) -> GlobalAveragePooling1D -> Dense, as tf2onnx writes it:
+    the mask comes from the token ids (Equal, Not, Cast) and the average is a ReduceSum of
+    the masked embeddings over the sequence, divided by the mask's sum."""
+    h, r = helper, M.rng(4)
+    emb = r.uniform(-0.05, 0.05, (100, 16)).astype(np.float32)
+    dense = r.uniform(-1, 1, (16, 4)).astype(np.float32) * math.sqrt(6 / 20)
+    nodes = [
+        h.make_node("Gather", ["emb", "ids"], ["e"]),
+        h.make_node("Equal", ["ids", "zero"], ["pad"]),
+        h.make_node("Not", ["pad"], ["keep"]),
+        h.make_node("Cast", ["keep"], ["m"], to=TensorProto.FLOAT),
+        h.make_node("Unsqueeze", ["m", "axis2"], ["m3"]),
+        h.make_node("Mul", ["e", "m3"], ["em"]),
+        h.make_node("ReduceSum", ["em", "axis1"], ["s"], keepdims=0),
+        h.make_node("ReduceSum", ["m3", "axis1"], ["n"], keepdims=0),
+        h.make_node("Div", ["s", "n"], ["avg"]),
+        h.make_node("MatMul", ["avg", "dense"], ["y"]),
+    ]
+    inits = [
+        M.tensor("emb", emb),
+        M.tensor("dense", dense),
+        M.tensor("zero", np.array(0, np.int64)),
+        M.tensor("axis1", np.array([1], np.int64)),
+        M.tensor("axis2", np.array([2], np.int64)),
+    ]
+    ids = M.value_info("ids", [4, 12], TensorProto.INT64)
+    return M.model(nodes, inits, [ids], [M.value_info("y", None)])
+
+
+def test_a_masked_average_of_embeddings_is_not_a_vanishing_signal(tmp_path: Path) -> None:
+    """Predicted at 1e-36 (a mean of a zero-mean signal read as zero, the mask's booleans as
+    a signal) where the model measures about 1e-4: now within a decade, and no IA203."""
+    result = audit_file(
+        M.save(_masked_mean_pool(), tmp_path / "m.onnx"), AuditOptions(propagate={})
+    )
+    (dense,) = result.depth
+    assert dense.measured_log10_output is not None and dense.log10_output is not None
+    assert abs(dense.measured_log10_output - dense.log10_output) < 1.0, dense
+    assert [f.rule for f in result.findings if f.rule == "IA203"] == []
