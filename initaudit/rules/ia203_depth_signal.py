@@ -101,8 +101,15 @@ class DepthSignal(Rule):
         sign = 1 if values[cross] > 0 else -1
         extreme = max(values, key=lambda v: v * sign)
         kind = "explode" if sign > 0 else "vanish"
+        # Forward, a layer's own weight is in the step up to its output. Backward (layers in
+        # reverse), the gradient at a layer's output has passed the *next* layer's weight, so
+        # that step is the next layer's doing: one ×100 layer is named, not its predecessor.
+        backward = what.startswith("backward")
         steps = [
-            (values[k] - (values[k - 1] if k else 0.0), layers[k].tensor)
+            (
+                values[k] - (values[k - 1] if k else 0.0),
+                layers[k - 1 if backward and k else k].tensor,
+            )
             for k in range(len(values))
         ]
         worst = sorted((s for s in steps if s[0] * sign > 0), key=lambda s: -abs(s[0]))[:3]

@@ -447,3 +447,16 @@ def test_a_masked_average_of_embeddings_is_not_a_vanishing_signal(tmp_path: Path
     assert dense.measured_log10_output is not None and dense.log10_output is not None
     assert abs(dense.measured_log10_output - dense.log10_output) < 1.0, dense
     assert [f.rule for f in result.findings if f.rule == "IA203"] == []
+
+
+def test_the_gradient_finding_blames_the_layer_that_scales_it(tmp_path: Path) -> None:
+    """6 He-initialized ReLU layers with only fc3 x100: both directions name fc3, not its
+    neighbour (the backward step into fc2's output is fc3's weight)."""
+    r = M.rng(12)
+    ws = [r.normal(0, math.sqrt(2 / WIDTH), (WIDTH, WIDTH)).astype(np.float32) for _ in range(6)]
+    ws[2] *= 100
+    msgs = _ia203(_audit(tmp_path, M.mlp(ws, biases=[np.zeros(WIDTH, np.float32)] * 6)))
+    assert len(msgs) == 2, msgs
+    for msg in msgs:
+        top = msg.split("largest contributions: ")[1]
+        assert top.startswith("fc3.weight"), msg
