@@ -269,3 +269,14 @@ def test_real_exports_identify_their_init_scheme() -> None:
         got = {t.name: t.scheme or "" for t in _audit(f"fixtures/torch/{name}").tensors}
         for tensor, keyword in schemes.items():
             assert keyword in got[tensor], (name, tensor, got[tensor])
+
+
+def test_a_keras_batchnorm_network_converted_by_tf2onnx_is_clean() -> None:
+    """tf2onnx fuses each Keras BatchNormalization into its Conv (fixtures/keras): the folded
+    convs keep their fixed-std kernels (N(0, 0.01)), which before a BatchNorm is a scale
+    training does not see. Read as unnormalized they were 5 x IA201 and IA203 both ways."""
+    result = audit_file(FIXTURES / "keras" / "keras_cnn_bn_fixed_std__tf2onnx.onnx")
+    assert result.error is None
+    assert result.findings == ()
+    convs = [t for t in result.tensors if t.op_type == "Conv"]
+    assert len(convs) == 6 and all(t.normalized for t in convs)

@@ -135,19 +135,35 @@ class _Stored:
 _LEGACY_FOLDED = ("onnx::Conv_", "onnx::ConvTranspose_")
 
 
+# What tf2onnx leaves when it fuses a Keras BatchNormalization into the convolution before it
+# (its fold of Mul/Add constants into Conv, tf2onnx/optimizer): the fused node keeps the
+# BatchNormalization's scope (".../bn/batchnorm/mul_1") and the weight is the
+# "merged_input" of the fold; an unfused Conv is named ".../conv/convolution" and reads
+# ".../ReadVariableOp:0". Seen with tf2onnx 1.17 on Keras 3.15 (tests/graph/roles_test.py).
+_TF2ONNX_FOLDED_SCOPE = "/batchnorm/"
+_TF2ONNX_FOLDED_WEIGHT = "/merged_input"
+
+
 def _folded(node: onnx.NodeProto) -> bool:
     """Whether an eval BatchNorm was folded into this node at export.
 
-    The dynamo exporter records the onnxscript rewrite (FuseBatchNormIntoConv/Gemm...) in
-    the node's metadata; the legacy one renames the folded weight ``onnx::Conv_N``. A folded
-    BatchNorm still normalizes in training, which is what an init is judged for.
+    With a freshly initialized BatchNorm (γ=1, β=0, mean 0, var 1) folding changes the
+    weight by 1/√(1+ε) only, so the layer keeps its own init and loses the normalization
+    that made its scale irrelevant; in training that BatchNorm still normalizes, which is
+    what an init is judged for. Each exporter leaves its own trace: the dynamo exporter
+    records the onnxscript rewrite (FuseBatchNormIntoConv/Gemm...) in the node's metadata,
+    the legacy one renames the folded weight ``onnx::Conv_N`` (eval_peephole), tf2onnx names
+    the fused node in the BatchNormalization's scope and its weight ``merged_input``.
     """
     if node.op_type not in FOLDS_NORM:
         return False
     for prop in node.metadata_props:
         if prop.key == "pkg.onnxscript.rewriter.rule_name" and "FuseBatchNorm" in prop.value:
             return True
-    return len(node.input) > 1 and node.input[1].startswith(_LEGACY_FOLDED)
+    weight = node.input[1] if len(node.input) > 1 else ""
+    if weight.startswith(_LEGACY_FOLDED):
+        return True
+    return _TF2ONNX_FOLDED_SCOPE in node.name.lower() and _TF2ONNX_FOLDED_WEIGHT in weight
 
 
 @dataclass(frozen=True)

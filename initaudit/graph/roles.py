@@ -248,7 +248,9 @@ class Roles:
             return Activation(kind=Kind.TANH)
         if not node.outputs or not node.outputs[0]:
             return UNKNOWN
-        return activation_after(self.index, self.consts, node.outputs[0])
+        act = activation_after(self.index, self.consts, node.outputs[0])
+        # A BatchNorm the exporter folded into this layer still normalizes its output.
+        return replace(act, normalized=True) if node.folded_norm else act
 
 
 def _units_if_untransposed(units: UnitLayout | None, r: Reach, dims: Shape) -> UnitLayout | None:

@@ -19,7 +19,9 @@ class MisScaled(Rule):
     gain and mode, LeCun, Keras/Flax truncated variance scaling, HF's fixed 0.02, GPT-2's
     0.02/sqrt(2L) on residual projections, GPT-NeoX small/wang init, T5's query scale). It
     fires when the nearest one is more than `scale-ratio` (default 1.5) away and the values are
-    statistically incompatible with it.
+    statistically incompatible with it. A layer whose output a normalization resets (a
+    BatchNorm or LayerNorm after it, or one the exporter folded into it) is judged only ten
+    times further out: its scale matters to training only through the effective step size.
 
     ## Why it matters
     Each layer multiplies the signal's variance by fan_in·Var(W) times the activation's factor.
@@ -56,7 +58,8 @@ class MisScaled(Rule):
                         fix="re-initialize it with the configured scheme",
                     )
                 continue
-            if _misscaled(st, limit):
+            normalized = site.activation is not None and site.activation.normalized
+            if _misscaled(st, limit * NORMALIZED_SLACK if normalized else limit):
                 yield self._report(ctx, site, st)
 
     def _report(self, ctx: RuleContext, site: WeightSite, st: SiteStats) -> Finding:
@@ -83,6 +86,14 @@ class MisScaled(Rule):
 
 def _far(ratio: float, limit: float) -> bool:
     return ratio > 0 and abs(math.log(ratio)) > math.log(limit)
+
+
+# A normalization right after a layer (BatchNorm, LayerNorm, or one the exporter folded into
+# it) resets its output's scale, so its std matters for training only through the effective
+# learning rate, which falls as 1/|W|: fixed-std convs before a BatchNorm (N(0, 0.01), TF's
+# truncated N(0, 0.1)) train as well as fan-based ones. Such a layer is mis-scaled only this
+# many times further out than scale-ratio.
+NORMALIZED_SLACK = 10.0
 
 
 def _misscaled(st: SiteStats, limit: float) -> bool:

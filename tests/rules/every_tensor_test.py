@@ -103,9 +103,7 @@ def _layernorm_block(gamma: np.ndarray) -> onnx.ModelProto:
 def test_a_norm_scale_drawn_like_a_weight_is_a_warning(tmp_path: Path) -> None:
     """An _init_weights that drew every `weight` N(0, 0.02), LayerNorm's included."""
     drawn = M.rng(5).normal(0, 0.02, 16).astype(np.float32)
-    assert _findings(_audit(tmp_path, _layernorm_block(drawn)), "ln.weight") == {
-        "IA401": "warning"
-    }
+    assert _findings(_audit(tmp_path, _layernorm_block(drawn)), "ln.weight") == {"IA401": "warning"}
     ones = np.ones(16, np.float32)
     assert _findings(_audit(tmp_path, _layernorm_block(ones)), "ln.weight") == {}
 
