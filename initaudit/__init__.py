@@ -18,10 +18,9 @@ import dataclasses
 import os
 import tempfile
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import onnx
-
-from initaudit import config_file
+from initaudit import config_file, proto
 from initaudit._version import __version__
 from initaudit.audit import AuditOptions, audit_file
 from initaudit.config import THRESHOLDS, Config, Override
@@ -29,6 +28,9 @@ from initaudit.errors import ConfigError
 from initaudit.findings import Finding, Severity
 from initaudit.report.model import ErrorEntry, FileResult, Report, Summary, TensorReport
 from initaudit.rules import CODES
+
+if TYPE_CHECKING:  # a caller's own onnx; initaudit reads models without importing it
+    import onnx
 
 MODEL_PROTO_PATH = "<ModelProto>"
 """The ``FileResult.path`` of a model passed as an ``onnx.ModelProto``."""
@@ -53,10 +55,7 @@ def audit(
     opts = options or AuditOptions()
     if config is not None:
         opts = dataclasses.replace(opts, config=config)
-    if isinstance(model, onnx.ModelProto):
-        result = _audit_proto(model, opts)
-    else:
-        result = audit_file(model, opts)
+    result = _audit_proto(model, opts) if proto.is_model(model) else audit_file(model, opts)
     return Report((result,), __version__, fail_on=opts.config.fail_level)
 
 

@@ -82,7 +82,7 @@ def test_enum_constants_are_onnx_constants() -> None:
 
 
 def test_messages_of_either_pool_are_recognized() -> None:
-    assert proto.is_message(onnx.ModelProto(), "ModelProto")
-    assert proto.is_message(proto.ModelProto(), "ModelProto")
-    assert not proto.is_message(onnx.TensorProto(), "ModelProto")
-    assert not proto.is_message(b"\x08\x07", "ModelProto")
+    assert proto.is_model(onnx.ModelProto())
+    assert proto.is_model(proto.ModelProto())
+    assert not proto.is_model(onnx.TensorProto())
+    assert not proto.is_model(b"\x08\x07")

@@ -16,7 +16,7 @@ For type checkers these names are onnx's own classes, whose stubs describe the s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
@@ -33,7 +33,7 @@ __all__ = [
     "SparseTensorProto",
     "TensorProto",
     "ValueInfoProto",
-    "is_message",
+    "is_model",
 ]
 
 _POOL = descriptor_pool.DescriptorPool()
@@ -77,7 +77,7 @@ else:
     ValueInfoProto = _message_class("ValueInfoProto")
 
 
-def is_message(obj: object, name: str) -> bool:
-    """Whether ``obj`` is an ``onnx.<name>`` message of any pool: initaudit's classes, or
-    onnx's own (a caller's ``onnx.ModelProto``), told apart without importing onnx."""
-    return isinstance(obj, Message) and obj.DESCRIPTOR.full_name == f"onnx.{name}"
+def is_model(obj: object) -> TypeGuard[ModelProto]:
+    """Whether ``obj`` is an ONNX ModelProto of any pool: initaudit's class, or onnx's own (a
+    caller's ``onnx.ModelProto``), told apart without importing onnx."""
+    return isinstance(obj, Message) and obj.DESCRIPTOR.full_name == "onnx.ModelProto"
