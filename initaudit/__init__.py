@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -73,6 +72,8 @@ def load_config(
 
 
 def _audit_proto(model: onnx.ModelProto, options: AuditOptions) -> FileResult:
+    import tempfile  # here, not above: only this path needs it, and every CLI run imports us
+
     with tempfile.TemporaryDirectory(prefix="initaudit-") as folder:
         path = os.path.join(folder, "model.onnx")
         with open(path, "wb") as fh:
