@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from initaudit.graph.model import MATRIX_ROLES, ModelFacts, Role, WeightSite
+from initaudit.stats import distinct
 from initaudit.stats.fit import fit_scheme
 from initaudit.stats.histogram import Histogram, histogram
 from initaudit.stats.model import NO_FIT, SchemeFit
@@ -182,7 +183,7 @@ def _tied_copies(sites: Sequence[WeightSite], store: TensorStore) -> dict[str, s
 def _probe_positions(size: int) -> np.ndarray:
     """Up to 1024 sorted flat positions, shared by tensors of one size."""
     rng = np.random.default_rng(0x71ED)
-    flat = np.unique(rng.integers(0, size, size=min(size, 1024)))
+    flat = distinct.unique(rng.integers(0, size, size=min(size, 1024)))
     flat.flags.writeable = False
     return flat
 
