@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from initaudit import config_file, proto
 from initaudit._version import __version__
@@ -54,7 +54,10 @@ def audit(
     opts = options or AuditOptions()
     if config is not None:
         opts = dataclasses.replace(opts, config=config)
-    result = _audit_proto(model, opts) if proto.is_model(model) else audit_file(model, opts)
+    if proto.is_model(model):
+        result = _audit_proto(model, opts)
+    else:  # a path; anything else fails in audit_file, as it always has
+        result = audit_file(cast("str | os.PathLike[str]", model), opts)
     return Report((result,), __version__, fail_on=opts.config.fail_level)
 
 

@@ -15,12 +15,14 @@ hashes or compares stored elements sees exactly what it saw before.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from initaudit.proto import TensorProto
 
 # ONNX TensorProto.DataType codes (onnx.proto), spelled as there.
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL = 1, 2, 3, 4, 5, 6, 7, 9
@@ -85,16 +87,6 @@ PACKED_BITS = {code: s.bits for code, s in STORAGE.items() if s.bits < 8}
 _SIGNED_BITS = {INT4: 4, INT2: 2}
 
 
-class _Typed(Protocol):
-    """The typed value fields of a TensorProto (of any descriptor pool)."""
-
-    float_data: Sequence[float]
-    int32_data: Sequence[int]
-    int64_data: Sequence[int]
-    double_data: Sequence[float]
-    uint64_data: Sequence[int]
-
-
 def from_raw(data_type: int, raw: bytes | memoryview, dims: tuple[int, ...]) -> np.ndarray:
     """The stored elements of ``raw_data`` (or external data) with the tensor's dims.
 
@@ -107,7 +99,7 @@ def from_raw(data_type: int, raw: bytes | memoryview, dims: tuple[int, ...]) -> 
     return _unpack(np.frombuffer(raw, dtype=np.uint8), s.bits, math.prod(dims)).reshape(dims)
 
 
-def from_typed(data_type: int, t: _Typed, dims: tuple[int, ...]) -> np.ndarray:
+def from_typed(data_type: int, t: TensorProto, dims: tuple[int, ...]) -> np.ndarray:
     """The stored elements of a tensor without ``raw_data``, as onnx's ``to_array`` reads
     them: 8- and 16-bit types keep one element (a bit pattern) in the low bits of an
     int32_data entry, packed types a byte of codes, 6-bit floats a code in the low 6 bits."""

@@ -48,10 +48,9 @@ def _message_class(name: str) -> type[Message]:
     """
     descriptor = _POOL.FindMessageTypeByName(f"onnx.{name}")
     get_class = getattr(message_factory, "GetMessageClass", None)
-    if get_class is not None:
-        cls: type[Message] = get_class(descriptor)
-    else:  # protobuf 4.21
-        cls = message_factory.MessageFactory(_POOL).GetPrototype(descriptor)
+    if get_class is None:  # protobuf 4.21
+        get_class = getattr(message_factory.MessageFactory(_POOL), "GetPrototype")  # noqa: B009
+    cls: type[Message] = get_class(descriptor)
     return cls
 
 

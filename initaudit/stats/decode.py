@@ -44,7 +44,7 @@ def _by_table(dtype: np.dtype) -> Widen:
 
 def _lookup(table: np.ndarray, view: np.dtype) -> Widen:
     def widen(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return np.asarray(table.take(a.view(view), out=out, mode="clip"))  # type: ignore[call-overload]
+        return np.asarray(table.take(a.view(view), out=out, mode="clip"))
 
     return widen
 
