@@ -39,9 +39,9 @@ def _values(data_type: int, arr: np.ndarray) -> np.ndarray:
         return arr.astype(np.float64)
     if dtypes.STORAGE[data_type].is_float:
         return arr.astype(np.float32)
-    if data_type in (TensorProto.INT4, TensorProto.INT2):
+    if data_type in (dtypes.INT4, dtypes.INT2):  # onnx < 1.20 has no INT2
         return arr.astype(np.int8)
-    if data_type in (TensorProto.UINT4, TensorProto.UINT2):
+    if data_type in (dtypes.UINT4, dtypes.UINT2):
         return arr.astype(np.uint8)
     return arr
 
