@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
-import onnx
-
-from initaudit import config_file
+from initaudit import config_file, proto
 from initaudit._version import __version__
 from initaudit.audit import AuditOptions, audit_file
 from initaudit.config import THRESHOLDS, Config, Override
@@ -29,6 +27,9 @@ from initaudit.errors import ConfigError
 from initaudit.findings import Finding, Severity
 from initaudit.report.model import ErrorEntry, FileResult, Report, Summary, TensorReport
 from initaudit.rules import CODES
+
+if TYPE_CHECKING:  # a caller's own onnx; initaudit reads models without importing it
+    import onnx
 
 MODEL_PROTO_PATH = "<ModelProto>"
 """The ``FileResult.path`` of a model passed as an ``onnx.ModelProto``."""
@@ -53,10 +54,10 @@ def audit(
     opts = options or AuditOptions()
     if config is not None:
         opts = dataclasses.replace(opts, config=config)
-    if isinstance(model, onnx.ModelProto):
+    if proto.is_model(model):
         result = _audit_proto(model, opts)
-    else:
-        result = audit_file(model, opts)
+    else:  # a path; anything else fails in audit_file, as it always has
+        result = audit_file(cast("str | os.PathLike[str]", model), opts)
     return Report((result,), __version__, fail_on=opts.config.fail_level)
 
 
@@ -74,6 +75,8 @@ def load_config(
 
 
 def _audit_proto(model: onnx.ModelProto, options: AuditOptions) -> FileResult:
+    import tempfile  # here, not above: only this path needs it, and every CLI run imports us
+
     with tempfile.TemporaryDirectory(prefix="initaudit-") as folder:
         path = os.path.join(folder, "model.onnx")
         with open(path, "wb") as fh:

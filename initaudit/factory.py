@@ -21,8 +21,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-import onnx
-
+from initaudit import proto
 from initaudit.audit import AuditOptions
 from initaudit.errors import InitauditError
 from initaudit.report.model import ErrorEntry, FileResult
@@ -82,7 +81,7 @@ def _one_line(exc: BaseException) -> str:
 def _audit_model(model: Any, spec: str, inputs: Shapes, options: AuditOptions) -> FileResult:
     import initaudit
 
-    if isinstance(model, onnx.ModelProto):
+    if proto.is_model(model):  # an onnx.ModelProto, told without importing onnx
         return initaudit.audit(model, options=options).files[0]
     if _is_instance(model, "torch", "nn.Module"):
         from initaudit import torch as audit_torch

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
 from google.protobuf.message import Message
 
+from initaudit import proto
 from initaudit.errors import InputError
 from initaudit.store import StoredTensor, TensorStore
 from initaudit.tensors import DataFiles, validate_tensor
@@ -45,7 +45,7 @@ class LoadedModel:
     """The parsed model (external data not loaded) and a store to read any tensor by name."""
 
     path: Path
-    model: onnx.ModelProto
+    model: proto.ModelProto
     store: TensorStore
 
     def close(self) -> None:
@@ -67,7 +67,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     return LoadedModel(path=p, model=model, store=TensorStore(tensors))
 
 
-def _check_model_header(model: onnx.ModelProto) -> None:
+def _check_model_header(model: proto.ModelProto) -> None:
     # Protobuf parsing is lenient: random bytes, a truncated file cut at a field boundary, or
     # another message type can all "parse". A real ModelProto has an IR version and a graph.
     if model.ir_version <= 0 or not model.HasField("graph"):
@@ -88,12 +88,12 @@ def _repeated(fd: Any) -> bool:
 # TensorProto fields but raw_data: reading raw_data, as ListFields does, copies the tensor's
 # bytes, and a bytes field holds no text.
 _TENSOR_FIELDS: tuple[tuple[Any, bool], ...] = tuple(
-    (fd, _repeated(fd)) for fd in onnx.TensorProto.DESCRIPTOR.fields if fd.type != fd.TYPE_BYTES
+    (fd, _repeated(fd)) for fd in proto.TensorProto.DESCRIPTOR.fields if fd.type != fd.TYPE_BYTES
 )
 
 
 def _set_fields(msg: Message) -> list[tuple[Any, Any]]:
-    if not isinstance(msg, onnx.TensorProto):
+    if not isinstance(msg, proto.TensorProto):
         return list(msg.ListFields())
     out: list[tuple[Any, Any]] = []
     for fd, repeated in _TENSOR_FIELDS:
@@ -103,7 +103,7 @@ def _set_fields(msg: Message) -> list[tuple[Any, Any]]:
     return out
 
 
-def _check_text(model: onnx.ModelProto) -> None:
+def _check_text(model: proto.ModelProto) -> None:
     """Every string field must be UTF-8, as ONNX requires.
 
     onnx.proto is proto2, so protobuf does not check this on parse and hands back ``bytes``
@@ -121,7 +121,7 @@ def _check_text(model: onnx.ModelProto) -> None:
                 stack.extend((value,) if isinstance(value, Message) else value)
 
 
-def _check_node_count(model: onnx.ModelProto) -> None:
+def _check_node_count(model: proto.ModelProto) -> None:
     """Refuse graphs that would expand past :data:`MAX_NODES`, before anything builds them.
 
     Counts what the graph stage builds: every node of every (sub)graph, each function call
@@ -131,7 +131,7 @@ def _check_node_count(model: onnx.ModelProto) -> None:
     functions = {(f.domain, f.name): f for f in model.functions}
     memo: dict[tuple[tuple[str, str], int], int] = {}
 
-    def cost(nodes: Iterable[onnx.NodeProto], depth: int) -> int:
+    def cost(nodes: Iterable[proto.NodeProto], depth: int) -> int:
         total = 0
         for node in nodes:
             key = (node.domain, node.op_type)
@@ -162,10 +162,10 @@ def _check_node_count(model: onnx.ModelProto) -> None:
         )
 
 
-def _iter_tensors(model: onnx.ModelProto) -> Iterator[tuple[str, onnx.TensorProto, str]]:
+def _iter_tensors(model: proto.ModelProto) -> Iterator[tuple[str, proto.TensorProto, str]]:
     """Every stored tensor: initializers and Constant values of all graphs and functions."""
-    stack: list[tuple[onnx.GraphProto, int, bool]] = [(model.graph, 0, False)]
-    node_lists: list[tuple[str, list[onnx.NodeProto], int]] = []
+    stack: list[tuple[proto.GraphProto, int, bool]] = [(model.graph, 0, False)]
+    node_lists: list[tuple[str, list[proto.NodeProto], int]] = []
     while stack:
         g, depth, is_sub = stack.pop()
         if depth > MAX_SUBGRAPH_DEPTH:
@@ -191,7 +191,7 @@ def _iter_tensors(model: onnx.ModelProto) -> Iterator[tuple[str, onnx.TensorProt
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
                 for attr in node.attribute:
                     if attr.name == "value" and attr.HasField("t"):
-                        t = onnx.TensorProto()
+                        t = proto.TensorProto()
                         t.CopyFrom(attr.t)
                         t.name = node.output[0]
                         yield graph_name, t, "constant"

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import click
 
-from initaudit import baseline, progress
+from initaudit import progress
 from initaudit.audit import AuditOptions, audit_paths
 from initaudit.config import Config
 from initaudit.config_file import check_codes, load_config
 from initaudit.errors import EXIT_ERROR, EXIT_OK
 from initaudit.factory import audit_factory
 from initaudit.progress import ProgressBar
-from initaudit.report import github, html_report, json_report, plots, sarif, text
+from initaudit.report import text
 from initaudit.report.model import Report
 from initaudit.rules import ALL_RULES, CODES, rule_by_code
 from initaudit.runtime import parse_shapes
@@ -71,14 +71,21 @@ def run(inv: Invocation) -> int:
         raise click.UsageError("no MODEL given (try 'initaudit model.onnx')")
     if inv.html_all_histograms and inv.html_file is None:
         raise click.UsageError("--html-all-histograms needs --html FILE")
-    if inv.html_file is not None and not plots.available():
-        # Before the audit, not after it: a missing extra must not cost a long run.
-        click.echo(plots.MISSING, err=True)
-        return EXIT_ERROR
+    if inv.html_file is not None:
+        from initaudit.report import plots
+
+        if not plots.available():
+            # Before the audit, not after it: a missing extra must not cost a long run.
+            click.echo(plots.MISSING, err=True)
+            return EXIT_ERROR
     # Read the baseline first, so a typo in its name does not cost a full audit; not when
     # writing one, which may be the configured baseline's first version.
     baseline_file = None if inv.write_baseline else inv.baseline_file or config.baseline
-    known = None if baseline_file is None else baseline.load(baseline_file)
+    known = None
+    if baseline_file is not None:
+        from initaudit import baseline
+
+        known = baseline.load(baseline_file)
     # Excludes apply to explicitly named files too (ruff's --force-exclude): pre-commit passes
     # every staged .onnx file by name.
     paths = [m for m in inv.models if not config.excludes(m)]
@@ -111,11 +118,15 @@ def run(inv: Invocation) -> int:
         for note in fr.notes:
             _warn(f"{fr.path}: {note}")
     if inv.write_baseline is not None:
+        from initaudit import baseline
+
         count = baseline.write(report, inv.write_baseline)
         entries = f"{count} baseline {'entry' if count == 1 else 'entries'}"
         click.echo(f"initaudit: wrote {entries} to {inv.write_baseline}", err=True)
         return dataclasses.replace(report, fail_on=None).exit_code()
     if known is not None:
+        from initaudit import baseline
+
         report = baseline.apply(report, known)
     rendered = _render(report, inv.fmt, _use_colour(inv.output), inv.quiet)
     if inv.output is not None:
@@ -124,6 +135,8 @@ def run(inv: Invocation) -> int:
     else:
         click.echo(rendered, nl=False, color=_use_colour(None))
     if inv.html_file is not None:
+        from initaudit.report import html_report
+
         band = config.threshold("depth-band")
         page = html_report.render(report, depth_band=band, all_histograms=inv.html_all_histograms)
         with open(inv.html_file, "w", encoding="utf-8") as fh:
@@ -176,12 +189,23 @@ def _list_rules() -> None:
         click.echo(f"{rule.code}  {rule.name:<20} {rule.severity.label:<8} {rule.summary}")
 
 
+# Formats other than text (and the baseline and HTML report modules above) are imported when
+# asked for: a pre-commit hook starts a process per commit, and json, hashlib (SARIF
+# fingerprints) and html take longer to import than a small model takes to audit.
+
+
 def _render(report: Report, fmt: str, colour: bool, quiet: bool) -> str:
     if fmt == "json":
+        from initaudit.report import json_report
+
         return json_report.render(report)
     if fmt == "sarif":
+        from initaudit.report import sarif
+
         return sarif.render(report)
     if fmt == "github":
+        from initaudit.report import github
+
         return github.render(report)
     return text.render(report, colour=colour, quiet=quiet)
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from initaudit.load import LoadedModel
+
+if TYPE_CHECKING:
+    import onnx
 
 _SEED = 0x1A203
 BACKENDS = ("onnxruntime", "reference")
@@ -44,6 +47,8 @@ def parse_shapes(specs: Sequence[str]) -> dict[str, tuple[int, ...]]:
 def _inputs(
     model: onnx.ModelProto, vocab: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]]
 ) -> dict[str, np.ndarray]:
+    import onnx
+
     rng = np.random.default_rng(_SEED)
     inits = {t.name for t in model.graph.initializer}
     feeds: dict[str, np.ndarray] = {}
@@ -77,9 +82,13 @@ def measure_outputs(
     """E[x²] of each named value on one seeded batch.
 
     ``backend`` is one of :data:`BACKENDS`; None takes onnxruntime when it is installed.
+    onnx is imported here, not with the module: the audit alone does not need it, and its
+    import costs more than the rest of a small model's audit.
     """
-    model = onnx.ModelProto()
-    model.CopyFrom(loaded.model)
+    import onnx
+
+    # The loaded model's classes are initaudit.proto's, not onnx's: a copy crosses by bytes.
+    model = onnx.ModelProto.FromString(loaded.model.SerializeToString())
     _inline_external(model, loaded)
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
@@ -104,6 +113,8 @@ def measure_outputs(
 
 def _inline_external(model: onnx.ModelProto, loaded: LoadedModel) -> None:
     """Copy validated external data into the in-memory copy (the file is never touched)."""
+    import onnx
+
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
             stored = loaded.store.get(t.name)

@@ -18,39 +18,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import onnx
 
+from initaudit import dtypes
 from initaudit.errors import InputError
+from initaudit.proto import TensorProto
 
-FLOAT_TYPES = {
-    onnx.TensorProto.FLOAT,
-    onnx.TensorProto.FLOAT16,
-    onnx.TensorProto.BFLOAT16,
-    onnx.TensorProto.DOUBLE,
-    onnx.TensorProto.FLOAT8E4M3FN,
-    onnx.TensorProto.FLOAT8E4M3FNUZ,
-    onnx.TensorProto.FLOAT8E5M2,
-    onnx.TensorProto.FLOAT8E5M2FNUZ,
-    *(
-        getattr(onnx.TensorProto, n)
-        for n in ("FLOAT4E2M1", "FLOAT8E8M0", "FLOAT6E2M3", "FLOAT6E3M2")
-        if hasattr(onnx.TensorProto, n)
-    ),
-}
+# Re-exported: the data-type facts are dtypes.py's (onnx's types, without onnx or ml_dtypes).
+FLOAT_TYPES = dtypes.FLOAT_TYPES
 # Sub-byte types are packed: bits per element.
-PACKED_BITS = {
-    getattr(onnx.TensorProto, n): bits
-    for n, bits in (
-        ("INT4", 4),
-        ("UINT4", 4),
-        ("FLOAT4E2M1", 4),
-        ("INT2", 2),
-        ("UINT2", 2),
-        ("FLOAT6E2M3", 6),
-        ("FLOAT6E3M2", 6),
-    )
-    if hasattr(onnx.TensorProto, n)
-}
+PACKED_BITS = dtypes.PACKED_BITS
 
 
 def is_float_type(data_type: int) -> bool:
@@ -61,13 +37,15 @@ def is_float_type(data_type: int) -> bool:
 def dtype_name(data_type: int) -> str:
     """The ONNX spelling, lowercased (``float16``, ``bfloat16``, ``int8``...)."""
     try:
-        return str(onnx.TensorProto.DataType.Name(data_type)).lower()
+        return str(TensorProto.DataType.Name(data_type)).lower()
     except ValueError:
         return f"type{data_type}"
 
 
 def np_dtype(data_type: int) -> np.dtype:
-    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type)).newbyteorder("<")
+    """One stored element: numpy's own type, or a bit pattern of its width (bfloat16,
+    float8), or one code a byte for packed types (see dtypes.py)."""
+    return dtypes.STORAGE[data_type].dtype
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +57,7 @@ class StoredTensor:
     dims: tuple[int, ...]
     origin: str  # "initializer", "constant" (Constant node), or "subgraph initializer"
     graph: str  # name of the graph that holds it ("" for the main graph)
-    proto: onnx.TensorProto = field(repr=False, compare=False)
+    proto: TensorProto = field(repr=False, compare=False)
     external_path: Path | None = None
     external_offset: int = 0
     nbytes: int = 0
@@ -131,24 +109,25 @@ class TensorStore:
         """The tensor's values with its dims, as float32/float64 for float types.
 
         fp16, bf16 and the float8 types are widened to float32 (exact for all of them), so
-        statistics never run in reduced precision. Integer types keep their numpy dtype
-        (quantized weights are dequantized by the stats stage, which knows scale and zero point).
+        statistics never run in reduced precision. Integer types keep their numpy dtype, and
+        4- and 2-bit integers become int8/uint8 (quantized weights are dequantized by the
+        stats stage, which knows scale and zero point).
         """
-        return _widen(self.stored(name), self.tensors[name].data_type)
+        return dtypes.to_values(self.tensors[name].data_type, self.stored(name))
 
     def stored(self, name: str) -> np.ndarray:
-        """The tensor's elements as stored (float16, bfloat16, int8...) with its dims.
+        """The tensor's elements as stored (float16, int8...) with its dims: types numpy
+        lacks as bit patterns (bfloat16 as uint16, float8 as uint8), packed types one code
+        a byte; ``stats.decode.widener_for`` widens them.
 
         External data gives a view of the memory map: nothing is read until it is used.
         Inline ``raw_data`` is copied out of the protobuf (protobuf hands out copies), so read
         an inline tensor once per use and drop it.
         """
         t = self.tensors[name]
-        if t.data_type in PACKED_BITS or (
-            t.external_path is None and not t.proto.HasField("raw_data")
-        ):
-            return self._read_via_onnx(t)
-        return np.frombuffer(self.raw_bytes(t), dtype=np_dtype(t.data_type)).reshape(t.dims)
+        if t.external_path is None and not t.proto.HasField("raw_data"):
+            return dtypes.from_typed(t.data_type, t.proto, t.dims)
+        return dtypes.from_raw(t.data_type, self.raw_bytes(t), t.dims)
 
     def releaser(self, name: str) -> Callable[[int, int], None]:
         """A hook that gives back the memory-mapped pages of flat elements [start, stop).
@@ -172,17 +151,6 @@ class TensorStore:
 
         return release
 
-    def _read_via_onnx(self, t: StoredTensor) -> np.ndarray:
-        # Typed fields (float_data, int32_data...) and packed sub-byte types: onnx's own
-        # decoder knows every storage rule; these tensors are small in practice.
-        if t.external_path is None:
-            return onnx.numpy_helper.to_array(t.proto)
-        proxy = onnx.TensorProto()
-        proxy.data_type = t.data_type
-        proxy.dims.extend(t.dims)
-        proxy.raw_data = bytes(self.raw_bytes(t))
-        return onnx.numpy_helper.to_array(proxy)
-
     def close(self) -> None:
         for m in self._maps.values():
             m.close()
@@ -191,14 +159,6 @@ class TensorStore:
 
 def _keep_pages(start: int, stop: int) -> None:
     """Release hook of tensors that are not memory-mapped."""
-
-
-def _widen(arr: np.ndarray, data_type: int) -> np.ndarray:
-    if data_type == onnx.TensorProto.DOUBLE:
-        return arr.astype(np.float64, copy=False)
-    if data_type in FLOAT_TYPES:
-        return arr.astype(np.float32, copy=False)
-    return arr
 
 
 def open_regular(path: Path) -> BinaryIO:

@@ -12,8 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-import onnx
-
+from initaudit import dtypes, proto
 from initaudit.errors import InputError
 from initaudit.store import PACKED_BITS, StoredTensor, dtype_name, np_dtype, short, tensor_label
 
@@ -26,15 +25,17 @@ _MAX_ADDRESSABLE = 2**62
 
 # Numeric types that are neither string nor complex: the ones initaudit can reason about.
 _UNSUPPORTED = {
-    onnx.TensorProto.UNDEFINED,
-    onnx.TensorProto.STRING,
-    onnx.TensorProto.COMPLEX64,
-    onnx.TensorProto.COMPLEX128,
+    proto.TensorProto.UNDEFINED,
+    proto.TensorProto.STRING,
+    proto.TensorProto.COMPLEX64,
+    proto.TensorProto.COMPLEX128,
 }
-_KNOWN_TYPES = frozenset(onnx.TensorProto.DataType.values())
+_KNOWN_TYPES = frozenset(proto.TensorProto.DataType.values())
 
 
-def validate_tensor(t: onnx.TensorProto, origin: str, graph: str, files: DataFiles) -> StoredTensor:
+def validate_tensor(
+    t: proto.TensorProto, origin: str, graph: str, files: DataFiles
+) -> StoredTensor:
     """The tensor as stored, once its dims, type and bytes agree; InputError otherwise."""
     name = t.name
     label = tensor_label(name)
@@ -56,7 +57,7 @@ def validate_tensor(t: onnx.TensorProto, origin: str, graph: str, files: DataFil
             "too-large", f"tensor {label} dims {list(dims)} exceed any addressable size"
         )
     nbytes = _storage_bytes(dt, numel)
-    if t.data_location == onnx.TensorProto.EXTERNAL:
+    if t.data_location == proto.TensorProto.EXTERNAL:
         path, offset, length = _resolve_external(t, label, files, nbytes)
         return StoredTensor(
             name=name,
@@ -83,7 +84,7 @@ def validate_tensor(t: onnx.TensorProto, origin: str, graph: str, files: DataFil
                 f"but raw_data holds {have}",
             )
     else:
-        fld = onnx.helper.tensor_dtype_to_field(dt)
+        fld = dtypes.STORAGE[dt].field
         have = len(getattr(t, fld))
         want = _typed_field_count(dt, numel)
         if have != want:
@@ -110,7 +111,7 @@ def _typed_field_count(dt: int, numel: int) -> int:
 
 
 def _resolve_external(
-    t: onnx.TensorProto, label: str, files: DataFiles, nbytes: int
+    t: proto.TensorProto, label: str, files: DataFiles, nbytes: int
 ) -> tuple[Path, int, int]:
     info = {e.key: e.value for e in t.external_data}
     location = info.get("location", "")

@@ -1,4 +1,4 @@
-"""An .onnx file's bytes become an ``onnx.ModelProto``, or an :class:`InputError`.
+"""An .onnx file's bytes become an ONNX ``ModelProto``, or an :class:`InputError`.
 
 Small files are read and parsed whole. Big ones (past :data:`PIECE_BYTES`) are parsed from a
 memory map a slice at a time by walking protobuf's wire format, so the file's bytes and the
@@ -13,9 +13,9 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-import onnx
 from google.protobuf.message import DecodeError
 
+from initaudit import proto
 from initaudit.errors import InputError
 from initaudit.store import open_regular
 
@@ -25,7 +25,7 @@ MAX_MODEL_BYTES = 2**31
 PIECE_BYTES = 64 << 20
 
 
-def parse_model_file(p: Path) -> onnx.ModelProto:
+def parse_model_file(p: Path) -> proto.ModelProto:
     """The file's ModelProto, parsed in pieces when it is big, whole otherwise."""
     model = parse_in_pieces(p)
     return model if model is not None else _parse(_read_model_bytes(p))
@@ -56,8 +56,8 @@ def _read_model_bytes(p: Path) -> bytes:
         raise InputError("unreadable", f"cannot read: {exc.strerror or exc}") from None
 
 
-def _parse(data: bytes) -> onnx.ModelProto:
-    model = onnx.ModelProto()
+def _parse(data: bytes) -> proto.ModelProto:
+    model = proto.ModelProto()
     try:
         model.ParseFromString(data)
     except RecursionError:
@@ -74,7 +74,7 @@ def _parse(data: bytes) -> onnx.ModelProto:
     return model
 
 
-def parse_in_pieces(p: Path) -> onnx.ModelProto | None:
+def parse_in_pieces(p: Path) -> proto.ModelProto | None:
     """Parse a big model file from a memory map, a slice of the graph at a time.
 
     Parsing whole bytes holds the file twice (the bytes, and the parsed tensors' copies).
@@ -92,7 +92,7 @@ def parse_in_pieces(p: Path) -> onnx.ModelProto | None:
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, InputError, ValueError):
         return None
-    model = onnx.ModelProto()
+    model = proto.ModelProto()
     try:
         with memoryview(mapped) as view:
             for number, wire, start, value, end in _wire_fields(mapped, 0, len(mapped)):

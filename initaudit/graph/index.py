@@ -14,8 +14,6 @@ from collections import deque
 from dataclasses import dataclass
 from types import MappingProxyType
 
-import onnx
-
 from initaudit.errors import InputError
 from initaudit.graph.model import GraphIndex, Node, NodeAttrs
 from initaudit.graph.ops import FOLDS_NORM
@@ -28,9 +26,10 @@ from initaudit.graph.validate import (
     node_label,
 )
 from initaudit.load import MAX_FUNCTION_DEPTH
+from initaudit.proto import AttributeProto, GraphProto, ModelProto, NodeProto
 from initaudit.store import FLOAT_TYPES
 
-_A = onnx.AttributeProto
+_A = AttributeProto
 # The attributes the analysis reads (NodeAttrs' fields), with the one type ONNX gives each in
 # every op that has it. An attribute stored with another type is left out: readers see None.
 _ATTR_TYPES = {
@@ -60,7 +59,7 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _SIGNAL_TYPES = frozenset({0, *(t for t in FLOAT_TYPES)})
 
 
-def _attrs(node: onnx.NodeProto) -> NodeAttrs:
+def _attrs(node: NodeProto) -> NodeAttrs:
     """The attributes NodeAttrs names; the rest are not read.
 
     In the default domain each of them has one type in every op that has it, so another type
@@ -91,7 +90,7 @@ def _attrs(node: onnx.NodeProto) -> NodeAttrs:
     return NodeAttrs(**found) if found else NodeAttrs()  # type: ignore[arg-type]
 
 
-def _attr_value(a: onnx.AttributeProto) -> object:
+def _attr_value(a: AttributeProto) -> object:
     t = a.type
     if t == _A.FLOAT:
         return float(a.f)
@@ -118,7 +117,7 @@ class _Stored:
     folded_norm: bool = False
 
     @classmethod
-    def of(cls, node: onnx.NodeProto) -> _Stored:
+    def of(cls, node: NodeProto) -> _Stored:
         return cls(
             node.name,
             node.op_type,
@@ -144,7 +143,7 @@ _TF2ONNX_FOLDED_SCOPE = "/batchnorm/"
 _TF2ONNX_FOLDED_WEIGHT = "/merged_input"
 
 
-def _folded(node: onnx.NodeProto) -> bool:
+def _folded(node: NodeProto) -> bool:
     """Whether an eval BatchNorm was folded into this node at export.
 
     With a freshly initialized BatchNorm (γ=1, β=0, mean 0, var 1) folding changes the
@@ -174,7 +173,7 @@ class _Function:
     body: tuple[_Stored, ...]
 
 
-def index_graph(model: onnx.ModelProto) -> GraphIndex:
+def index_graph(model: ModelProto) -> GraphIndex:
     """Every executed node of ``model`` and who produces and reads each value."""
     builder = _Builder(model)
     builder.add_graph(model.graph, "")
@@ -206,7 +205,7 @@ def index_graph(model: onnx.ModelProto) -> GraphIndex:
 class _Builder:
     """Flattens subgraphs into one node list and expands model-local function calls."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: ModelProto) -> None:
         self.nodes: list[Node] = []
         self._function_protos = {(f.domain, f.name): f for f in model.functions}
         self._functions: dict[tuple[str, str], _Function] = {}
@@ -215,9 +214,9 @@ class _Builder:
         self._outputs: list[tuple[str, str]] = []
         self.expanded = False
 
-    def add_graph(self, graph: onnx.GraphProto, graph_label: str) -> None:
+    def add_graph(self, graph: GraphProto, graph_label: str) -> None:
         # (graph, label, outputs of the node that owns it: not visible inside its body)
-        queue: deque[tuple[onnx.GraphProto, str, frozenset[str]]] = deque(
+        queue: deque[tuple[GraphProto, str, frozenset[str]]] = deque(
             [(graph, graph_label, frozenset())]
         )
         while queue:

@@ -11,6 +11,10 @@ skips a bounds check that cannot fail, and is what makes ``take`` fast). bfloat1
 upper half of a float32, so a 16-bit shift is exact (ml_dtypes' conversion measured slower).
 One-byte floats use a 256-entry table. ``tests/stats/decode_test.py`` checks every conversion
 against ``onnx.numpy_helper.to_array``.
+
+The store hands out the types numpy lacks (bfloat16, float8, the packed types) as bit patterns
+and codes, not as ml_dtypes types, so :func:`widener_for` picks the conversion by ONNX data
+type; :func:`widener` takes a numpy dtype (ml_dtypes' included, as onnx's decoder gives them).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Callable
 from functools import cache
 
 import numpy as np
+
+from initaudit import dtypes
 
 # widen(stored, out=None): ``out`` (float32, the stored selection's size) may receive the
 # values of 1-D selections; the result is ``out``, a view of ``stored`` or a new array.
@@ -33,11 +39,12 @@ def _table(dtype: np.dtype) -> np.ndarray:
 
 
 def _by_table(dtype: np.dtype) -> Widen:
-    table = _table(dtype)
-    view = np.uint8 if dtype.itemsize == 1 else np.dtype("<u2")
+    return _lookup(_table(dtype), np.dtype(np.uint8) if dtype.itemsize == 1 else np.dtype("<u2"))
 
+
+def _lookup(table: np.ndarray, view: np.dtype) -> Widen:
     def widen(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return np.asarray(table.take(a.view(view), out=out, mode="clip"))  # type: ignore[call-overload]
+        return np.asarray(table.take(a.view(view), out=out, mode="clip"))
 
     return widen
 
@@ -69,6 +76,18 @@ def widener(dtype: np.dtype) -> Widen:
     if dtype == np.float16 or (dtype.itemsize == 1 and _is_float(dtype)):
         return _by_table(dtype)
     return _to_float32
+
+
+def widener_for(data_type: int) -> Widen:
+    """:func:`widener` for a tensor of ONNX ``data_type`` as ``TensorStore.stored`` gives
+    it: bfloat16 as uint16 bit patterns, float8/float6/float4 and 4-/2-bit integers as one
+    code a byte, widened through the code's table (dtypes.py)."""
+    if data_type == dtypes.BFLOAT16:
+        return _bfloat16
+    storage = dtypes.STORAGE[data_type]
+    if storage.dtype.itemsize == 1 and (storage.is_float or storage.bits < 8):
+        return _lookup(dtypes.code_table(data_type), np.dtype(np.uint8))
+    return widener(storage.dtype)
 
 
 def _is_float(dtype: np.dtype) -> bool:

@@ -4,7 +4,8 @@ Tensors are independent, so :func:`measure_all` measures them on ``jobs`` thread
 scipy release the GIL in the loops that cost; threads measured faster than processes, which
 would have to re-open and re-map the model). Each site's result depends only on its own
 values, and results are collected in site order, so the output is byte for byte the same
-whatever ``jobs`` is.
+whatever ``jobs`` is. A small model is measured on this thread alone: its tensors cost
+microseconds of numpy each, far less than starting the threads (and importing their pool).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from initaudit.graph.model import MATRIX_ROLES, ModelFacts, Role, WeightSite
+from initaudit.stats import distinct
 from initaudit.stats.fit import fit_scheme
 from initaudit.stats.histogram import Histogram, histogram
 from initaudit.stats.model import NO_FIT, SchemeFit
@@ -90,6 +91,10 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+# Stored bytes below which a model's tensors are measured serially whatever ``jobs`` is.
+SERIAL_BYTES = 1 << 20
+
+
 def measure_all(
     sites: Sequence[WeightSite],
     facts: ModelFacts,
@@ -125,9 +130,11 @@ def measure_all(
         progress(
             Progress(tensors_done=0, tensors_total=len(sites), bytes_done=0, bytes_total=sum(sizes))
         )
-    if jobs <= 1 or len(sites) <= 1:
+    if jobs <= 1 or len(sites) <= 1 or sum(sizes) < SERIAL_BYTES:
         results = [one(i) for i in range(len(sites))]
     else:
+        from concurrent.futures import ThreadPoolExecutor
+
         # Largest first, so no big tensor is left to run alone at the end; collected by index.
         order = sorted(range(len(sites)), key=lambda i: -sizes[i])
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="initaudit") as pool:
@@ -176,7 +183,7 @@ def _tied_copies(sites: Sequence[WeightSite], store: TensorStore) -> dict[str, s
 def _probe_positions(size: int) -> np.ndarray:
     """Up to 1024 sorted flat positions, shared by tensors of one size."""
     rng = np.random.default_rng(0x71ED)
-    flat = np.unique(rng.integers(0, size, size=min(size, 1024)))
+    flat = distinct.unique(rng.integers(0, size, size=min(size, 1024)))
     flat.flags.writeable = False
     return flat
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from initaudit.stats import distinct
 from initaudit.stats.values import Values
 
 # Columns tested (evenly spaced), rows skipped at the start (fairseq zeroes its padding row).
@@ -33,7 +34,7 @@ def is_sinusoidal(values: Values, dtype: str, lo: float, hi: float) -> bool:
     skip = SKIP_ROWS if rows >= MIN_ROWS + SKIP_ROWS else 0
     if rows - skip < MIN_ROWS or cols < 2:
         return False
-    pick = np.unique(np.linspace(0, cols - 1, min(cols, COLUMNS)).astype(np.intp))
+    pick = distinct.unique(np.linspace(0, cols - 1, min(cols, COLUMNS)).astype(np.intp))
     # A random table fails on its first rows: test those (a few pages) before reading the
     # sampled columns down every row, which touches every page of a big embedding table.
     return _recurs(values[skip : skip + MIN_ROWS, pick], tol) and _recurs(values[skip:, pick], tol)

@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from initaudit.graph.model import UnitLayout
+from initaudit.stats import distinct
 from initaudit.stats.values import CHUNK, Values, as_values
 
 _SEED = 0x1A104
@@ -211,6 +212,6 @@ def _chance_negligible(blk: Values) -> bool:
         if first.min() != first.max():
             return True  # the expectation only falls as the count of distinct values grows
     sample = blk[: -(-65536 // feat)].reshape(-1)[:65536]
-    distinct = max(len(np.unique(sample)), 1)
-    log_expected = 2 * np.log(units) - feat * np.log(distinct)
+    values = max(distinct.count(sample), 1)
+    log_expected = 2 * np.log(units) - feat * np.log(values)
     return bool(log_expected < np.log(1e-4))

@@ -19,7 +19,7 @@ import numpy as np
 
 from initaudit.errors import InputError
 from initaudit.graph.model import WeightSite
-from initaudit.stats.decode import Widen, widener
+from initaudit.stats.decode import Widen, widener, widener_for
 from initaudit.store import TensorStore
 
 # Elements widened at a time by :meth:`Values.chunks` (4 MB of float32).
@@ -37,7 +37,7 @@ def _keep(start: int, stop: int) -> None:
 class Values:
     """A tensor's float values, read from its stored elements a selection at a time."""
 
-    stored: np.ndarray  # elements as stored (float16, bfloat16, float32...), with the dims
+    stored: np.ndarray  # elements as stored (float16, bfloat16 bits, float32...), with the dims
     widen: Widen  # exact elementwise conversion to float32 (float64 for double)
     release: Callable[[int, int], None] = _keep  # flat elements [a, b) will not be read soon
 
@@ -94,8 +94,8 @@ def as_values(values: Values | np.ndarray) -> Values:
 def site_reader(site: WeightSite, store: TensorStore) -> Values:
     """The site's values, read lazily (float32, or float64 for double tensors)."""
     if site.quant is None:
-        stored = store.stored(site.name)
-        return Values(stored, widener(stored.dtype), store.releaser(site.name))
+        stored, t = store.stored(site.name), store.tensors[site.name]
+        return Values(stored, widener_for(t.data_type), store.releaser(site.name))
     return as_values(site_values(site, store))
 
 

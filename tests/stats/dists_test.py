@@ -21,6 +21,26 @@ def test_normal_cdf_is_within_2e9_of_scipys_everywhere() -> None:
     )
 
 
+def test_table_filled_on_demand_is_the_whole_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nodes computed as values reach them give what the whole table, computed at once over
+    np.arange, gives: bit for bit, in any order of calls."""
+    nodes = np.arange(-dists._EDGE, dists._EDGE + dists._STEP / 2, dists._STEP)
+    whole = np.frompyfunc(dists.phi, 1, 1)(nodes).astype(np.float64)
+    fresh = np.full(nodes.size, np.nan)
+    monkeypatch.setattr(dists, "_phi_table", lambda: fresh)
+    rng = np.random.default_rng(1)
+    for scale in (0.5, 3.0, 12.0):
+        z = rng.standard_normal(3000) * scale
+        t = np.clip(z, -dists._EDGE, dists._EDGE)
+        t = (t + dists._EDGE) * (1.0 / dists._STEP)
+        i = np.minimum(t.astype(np.intp), nodes.size - 2)
+        want = whole[i] + (whole[i + 1] - whole[i]) * (t - i)
+        np.testing.assert_array_equal(dists.ndtr(z), want)
+    seen = ~np.isnan(fresh)
+    np.testing.assert_array_equal(fresh[seen], whole[seen])
+    assert 0 < seen.sum() < nodes.size
+
+
 # The uniform CDF and the log-densities evaluate scipy's formulas in scipy's order, so they agree
 # to the last bit with today's scipy; another scipy release may reorder an operation and move a
 # few ulps (~1e-16 relative). What initaudit does with them needs far less: the KS statistic is

@@ -9,6 +9,7 @@ import pytest
 
 from initaudit.graph.build import build_graph
 from initaudit.load import load_model
+from initaudit.stats import measure as measure_module
 from initaudit.stats.measure import Progress, _transposed_equal, measure_all
 from initaudit.stats.values import as_values
 
@@ -26,7 +27,8 @@ FIXTURES = [
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_threads_give_the_serial_statistics(name: str) -> None:
+def test_threads_give_the_serial_statistics(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(measure_module, "SERIAL_BYTES", 0)  # these models are all small
     loaded = load_model(TORCH / name)
     try:
         graph = build_graph(loaded)
@@ -57,3 +59,22 @@ def test_tied_copy_is_compared_in_full_after_the_sample() -> None:
     assert _transposed_equal(as_values(copy), as_values(table))
     copy[17, 211] += 1e-3  # one element: almost surely outside the sample
     assert not _transposed_equal(as_values(copy), as_values(table))
+
+
+def test_a_small_model_is_measured_without_threads() -> None:
+    import threading
+
+    loaded = load_model(TORCH / "hf_gpt2_tiny__dynamo.onnx")
+    names: set[str] = set()
+    try:
+        graph = build_graph(loaded)
+        measure_all(
+            graph.sites,
+            graph.facts,
+            loaded.store,
+            jobs=4,
+            progress=lambda p: names.add(threading.current_thread().name),
+        )
+    finally:
+        loaded.close()
+    assert names == {threading.current_thread().name}
