@@ -25,6 +25,10 @@ class Sig:
     probs: bool = False  # softmax output: rows of weights summing to one
     stat: bool = False  # a statistic of the signal (ReduceMean...), as normalizations divide by
     hops: int = 0  # weighted layers on the longest path since the last reset: what compounds
+    # Which reset (its source id) the value descends from: the branches of one block share
+    # their block's normalization, the residual stream an older one (signal/propagate.py
+    # tells a block's own sums from the residual Add by it).
+    reset: int = -1
 
 
 @dataclass
@@ -34,10 +38,19 @@ class State:
     next_src: int = 0
 
 
-def gaussian(st: State, q: float, base: float, hops: int = 0) -> Sig:
+def gaussian(st: State, q: float, base: float, hops: int = 0, reset: int | None = None) -> Sig:
+    """A new Gaussian source; without ``reset`` it is a reset point itself."""
     st.next_src += 1
     q = max(q, 0.0)
-    return Sig(q, base, math.sqrt(q) * NODES, st.next_src, hops=hops)
+    return Sig(
+        q, base, math.sqrt(q) * NODES, st.next_src, hops=hops,
+        reset=st.next_src if reset is None else reset,
+    )  # fmt: skip
+
+
+def new_reset(st: State) -> int:
+    st.next_src += 1
+    return st.next_src
 
 
 def sum_base(a: Sig, b: Sig) -> float:

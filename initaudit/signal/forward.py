@@ -38,7 +38,15 @@ from initaudit.graph.ops import (
     SIGNAL_PASS,
     SOFTMAX_OPS,
 )
-from initaudit.signal.carried import Sig, State, apply_op, gaussian, moment, sum_base
+from initaudit.signal.carried import (
+    Sig,
+    State,
+    apply_op,
+    gaussian,
+    moment,
+    new_reset,
+    sum_base,
+)
 from initaudit.signal.gains import NODES, WEIGHTS, activation_fn, erf
 from initaudit.signal.model import Weights
 from initaudit.stats import dists
@@ -110,7 +118,7 @@ def _linear(w: Weights, node: Node, site: WeightSite, x: Sig, st: State) -> Sig:
     for i in node.inputs:
         if i in w.affine and i != site.name:
             q += w.affine[i]
-    return gaussian(st, q, x.base, x.hops + 1)
+    return gaussian(st, q, x.base, x.hops + 1, x.reset)
 
 
 def _weightless(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
@@ -118,13 +126,13 @@ def _weightless(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: S
     whose weights are computed (assumed to keep the scale, at most 1: tanh-bounded)."""
     if node.op_type in RECURRENT_OPS:
         st.assumed.add(node.op_type)
-        return gaussian(st, min(x.q, 1.0), x.base, x.hops)
+        return gaussian(st, min(x.q, 1.0), x.base, x.hops, x.reset)
     dyn = [s for s in ins if s is not None]
     a, b = [*dyn, x][:2]
     if a.probs or b.probs:
         v = b if a.probs else a  # attention: a convex mix of V
-        return gaussian(st, v.q, v.base, v.hops)
-    return gaussian(st, a.q * b.q, a.base * b.base, max(a.hops, b.hops))
+        return gaussian(st, v.q, v.base, v.hops, v.reset)
+    return gaussian(st, a.q * b.q, a.base * b.base, max(a.hops, b.hops), min(a.reset, b.reset))
 
 
 def _batchnorm(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
@@ -159,17 +167,17 @@ def affine_moment(w: Weights, node: Node) -> float:
 
 
 def _softmax(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
-    return Sig(0.0, 1.0, None, -1, probs=True)
+    return Sig(0.0, 1.0, None, -1, probs=True, reset=x.reset)
 
 
 def _activation(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
     f = activation_fn(PROPAGATED_ACTIVATIONS[node.op_type], node.attrs.alpha)
-    base = x if x.pts is not None else gaussian(st, x.q, x.base, x.hops)
+    base = x if x.pts is not None else gaussian(st, x.q, x.base, x.hops, x.reset)
     if f is None or base.pts is None:
         return base
     with np.errstate(all="ignore"):
         pts = f(base.pts)
-    return Sig(moment(pts), base.base, pts, base.src, hops=base.hops)
+    return Sig(moment(pts), base.base, pts, base.src, hops=base.hops, reset=base.reset)
 
 
 def _math(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
@@ -177,7 +185,7 @@ def _math(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) 
         return None
     with np.errstate(all="ignore"):
         pts = _MATH[node.op_type](x.pts)
-    return Sig(moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops)
+    return Sig(moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops, reset=x.reset)
 
 
 # Positions a global pool or a pooling reduction averages when the graph does not say (no
@@ -207,7 +215,7 @@ def _average_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st:
     mean, q = _pooled_moment(x, _window(node))
     spread = math.sqrt(max(q - mean * mean, 0.0))
     st.next_src += 1
-    return Sig(q, x.base, mean + spread * NODES, st.next_src, hops=x.hops)
+    return Sig(q, x.base, mean + spread * NODES, st.next_src, hops=x.hops, reset=x.reset)
 
 
 def _max_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
@@ -224,7 +232,7 @@ def _max_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: Sta
     levels = np.array([dists.phi(float(z)) for z in NODES]) ** (1.0 / k)
     pts = np.interp(levels, cdf - WEIGHTS[order] / 2, values)
     st.next_src += 1
-    return Sig(moment(pts), x.base, pts, st.next_src, hops=x.hops)
+    return Sig(moment(pts), x.base, pts, st.next_src, hops=x.hops, reset=x.reset)
 
 
 def _reduce(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
@@ -237,7 +245,9 @@ def _reduce(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
     if x.pts is None:
         return None
     mean, pooled = _pooled_moment(x, POOLED_POSITIONS)
-    return Sig(pooled, x.base, np.full_like(NODES, mean), x.src, stat=True, hops=x.hops)
+    return Sig(
+        pooled, x.base, np.full_like(NODES, mean), x.src, stat=True, hops=x.hops, reset=x.reset
+    )
 
 
 def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
@@ -249,15 +259,16 @@ def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
             pts = apply_op(op, a.pts, b.pts)
             q = moment(pts)
             if op in ("Div", "Mul") and (a.stat or b.stat) and not (a.stat and b.stat):
-                return Sig(q, q, pts, a.src)  # x / sqrt(mean(x²)): a normalization
-            return Sig(q, a.base, pts, a.src, stat=a.stat and b.stat, hops=hops)
+                # x / sqrt(mean(x²)): a normalization, a reset point of its own
+                return Sig(q, q, pts, a.src, reset=new_reset(st))
+            return Sig(q, a.base, pts, a.src, stat=a.stat and b.stat, hops=hops, reset=a.reset)
         if op in ("Add", "Sub"):
-            return gaussian(st, a.q + b.q, sum_base(a, b), hops)
+            return gaussian(st, a.q + b.q, sum_base(a, b), hops, min(a.reset, b.reset))
         if op == "Mul":
-            return gaussian(st, a.q * b.q, a.base * b.base, hops)
+            return gaussian(st, a.q * b.q, a.base * b.base, hops, min(a.reset, b.reset))
         if op == "Div":
-            return gaussian(st, a.q / b.q if b.q > 0 else math.inf, a.base, hops)
-        return gaussian(st, a.q, a.base, hops)
+            return gaussian(st, a.q / b.q if b.q > 0 else math.inf, a.base, hops, a.reset)
+        return gaussian(st, a.q, a.base, hops, a.reset)
     sig = a if a is not None else b
     if sig is None:
         return gaussian(st, 1.0, 1.0)
@@ -270,12 +281,13 @@ def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
         # Transformer's embedding * sqrt(d_model), an input scaled once) moves the reset,
         # not the depth: it does not compound. q == base holds only there.
         fresh = op in ("Mul", "Div") and sig.q == sig.base and not sig.stat
-        return Sig(q, q if fresh else sig.base, pts, sig.src, stat=sig.stat, hops=sig.hops)
+        base = q if fresh else sig.base
+        return Sig(q, base, pts, sig.src, stat=sig.stat, hops=sig.hops, reset=sig.reset)
     m2 = w.affine.get(other)
     if op in ("Add", "Sub"):
-        return gaussian(st, sig.q + (m2 or 0.0), sig.base, sig.hops)
+        return gaussian(st, sig.q + (m2 or 0.0), sig.base, sig.hops, sig.reset)
     if op == "Mul" and m2 is not None:
-        return gaussian(st, sig.q * m2, sig.base, sig.hops)
+        return gaussian(st, sig.q * m2, sig.base, sig.hops, sig.reset)
     return sig
 
 
@@ -286,6 +298,7 @@ def _concat(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
         float(np.mean([s.q for s in dyn])),
         float(np.mean([s.base for s in dyn])),
         max(s.hops for s in dyn),
+        min(s.reset for s in dyn),
     )
 
 

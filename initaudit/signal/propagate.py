@@ -16,14 +16,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from initaudit.graph.model import MATRIX_ROLES, ModelGraph, Node, Role, WeightSite
-from initaudit.graph.ops import LINEAR_OPS, PROPAGATED_ACTIVATIONS, SIGNAL_PASS
+from initaudit.graph.ops import (
+    ADDITIVE,
+    AVERAGE_POOLS,
+    BINARY_ARITHMETIC,
+    ELEMENTWISE_MATH,
+    LINEAR_OPS,
+    MAX_POOLS,
+    NORM_OPS,
+    PROPAGATED_ACTIVATIONS,
+    REDUCE_OPS,
+    SIGNAL_PASS,
+)
 from initaudit.signal.backward import backward
-from initaudit.signal.carried import State
+from initaudit.signal.carried import Sig, State, divides_by_stat
 from initaudit.signal.forward import forward
 from initaudit.signal.model import DepthLayer, DepthProfile, Weights
 
 _AFFINE_ROLES = (Role.BIAS, Role.NORM_SCALE, Role.NORM_SHIFT, Role.SCALE)
-_STREAM_HOPS = 16  # ops followed from a layer's output to the residual Add it writes into
+_STREAM_WALK = 64  # values followed from a layer's output to the residual Add it writes into
 
 
 def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthProfile:
@@ -35,11 +46,13 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
     rows = [r for node in order if (r := _row(w, node, fwd, bwd, bwd_hops)) is not None]
     if not rows:
         return DepthProfile(layers=(), assumptions=tuple(sorted(fwd.assumed)))
-    g_ref = rows[-1].gradient or 1.0
+    head = _head(rows, order, fwd)
+    trunk = [r for r in rows if r not in head]
+    g_ref = trunk[-1].gradient or 1.0
     # With residual connections the signal that runs through depth is the residual stream:
     # layers inside a branch (q/k/v, an MLP's first layer) are reported but not judged.
-    # Without any, every layer is on the path.
-    residual = any(r.on_stream for r in rows)
+    # Without any, every layer of the trunk is on the path.
+    residual = any(r.on_stream for r in trunk)
     layers = []
     for k, r in enumerate(rows):
         q_next = rows[k + 1].q_in if k + 1 < len(rows) else r.q_out
@@ -52,13 +65,38 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 log10_backward=_log10(r.gradient / g_ref),
                 step_forward=_log10(q_next) - _log10(r.q_in),
                 log10_output=_log10(r.q_out),
-                judged=not residual or r.on_stream or k == len(rows) - 1,
+                judged=r not in head and (not residual or r.on_stream or r is trunk[-1]),
                 zero=w.m2.get(r.site.name, 0.0) == 0.0,
                 hops_forward=r.hops_forward,
                 hops_backward=r.hops_backward,
             )
         )
     return DepthProfile(layers=tuple(layers), assumptions=tuple(sorted(fwd.assumed)))
+
+
+# Weighted layers after the trunk's last normalization that are a head (a pooler and a
+# classifier, VGG's three classifier layers), not depth.
+MAX_HEAD = 3
+
+
+def _head(rows: list[_Row], order: list[Node], fwd: State) -> list[_Row]:
+    """The layers after the last normalization on the way to the outputs, when there are
+    at most MAX_HEAD of them and a trunk before: transformers' sequence-classification heads
+    draw their pooler and classifier N(0, 0.02) by design, which is a scale (IA201's to
+    judge), not a signal vanishing through depth. Without any normalization every layer is
+    the trunk."""
+    position = {n.id: k for k, n in enumerate(order)}
+    resets = [
+        position[n.id]
+        for n in order
+        if n.op_type in NORM_OPS or n.folded_norm or divides_by_stat(n, fwd)
+    ]
+    if not resets:
+        return []
+    last = max(resets)
+    head = [r for r in rows if position[r.node.id] > last]
+    trunk = len(rows) - len(head)
+    return head if 0 < len(head) <= MAX_HEAD and trunk > 0 else []
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,32 +184,83 @@ def _topological(graph: ModelGraph) -> list[Node]:
 
 
 def _stream_point(graph: ModelGraph, value: str, fwd: State) -> tuple[str, bool]:
-    """Where a layer's output joins the signal that runs through depth: the residual Add
-    it flows into (through bias, layout ops and activations), else the output itself;
-    and whether it reached one.
+    """Where a layer's output joins the signal that runs through depth, and whether that is
+    a residual stream: the first Add (or Sub) it reaches that sums it with a value of another
+    reset's lineage (signal/carried.py ``Sig.reset``), following bias, layout ops,
+    activations, constant scaling and normalizations on the way.
 
     Judging a residual branch on its own would call HF's fixed-std attention branches
-    "vanishing" in narrow models; what propagates is the residual stream they add to.
+    "vanishing" in narrow models; what propagates is the residual stream they add to. A
+    normalization of the branch's own output before the Add (Swin-v2, OLMo-2, Gemma-2's
+    post-branch norms, decomposed or not) is followed through, and the Add of two branches
+    that share their block's normalization (GPT-J and CodeGen run attention and the MLP in
+    parallel from one norm) is a sum inside the block, not yet the stream.
     """
+    seen: set[str] = set()
+    frontier = deque([value])
+    while frontier and len(seen) < _STREAM_WALK:
+        v = frontier.popleft()
+        if v in seen or v not in fwd.sig:
+            continue
+        seen.add(v)
+        here = fwd.sig[v]
+        for node, slot in graph.index.consumers_of(v):
+            out = node.outputs[0] if node.outputs else ""
+            if not out:
+                continue
+            others = [i for j, i in enumerate(node.inputs) if j != slot and i in fwd.sig]
+            if node.op_type in ADDITIVE and any(_skip(fwd.sig[o], here) for o in others):
+                return out, True
+            if _carries(node, others, here, fwd):
+                frontier.append(out)
+    return _chain_end(graph, value, fwd), False
+
+
+def _skip(other: Sig, here: Sig) -> bool:
+    """``other`` is the stream a branch is added back to: a value of another reset (pre-norm
+    blocks: the stream predates the block's norm), or the reset itself (post-norm blocks:
+    BERT adds the branch to the very norm output it started from). A value of the same reset
+    with weighted layers of its own is a parallel branch of the same block (GPT-J)."""
+    return other.reset != here.reset or other.hops == 0
+
+
+def _chain_end(graph: ModelGraph, value: str, fwd: State) -> str:
+    """Without a residual stream, the level is read where the layer's output has passed what
+    follows it alone (bias, layout ops, activations): after its activation."""
     v = value
-    for _ in range(_STREAM_HOPS):
+    for _ in range(_STREAM_WALK):
         users = graph.index.consumers_of(v)
         if len(users) != 1:
-            return v, False
+            return v
         node, slot = users[0]
         others = [i for j, i in enumerate(node.inputs) if j != slot and i]
         dynamic = [i for i in others if i in fwd.sig]
-        if node.op_type in ("Add", "Sub") and dynamic:
-            return node.outputs[0], True
         passable = (
             node.op_type in SIGNAL_PASS
             or node.op_type in PROPAGATED_ACTIVATIONS
-            or (node.op_type in ("Add", "Sub", "Mul", "Div") and not dynamic)
+            or (node.op_type in BINARY_ARITHMETIC and not dynamic)
         )
         if not passable or not node.outputs or not node.outputs[0]:
-            return v, False
+            return v
         v = node.outputs[0]
-    return v, False
+    return v
+
+
+def _carries(node: Node, others: list[str], here: Sig, fwd: State) -> bool:
+    """Whether ``node`` passes the branch on towards its residual Add: a layout op, an
+    activation, a normalization, elementwise math, a reduction, or arithmetic with
+    constants or with values of the same lineage (a decomposed norm's statistics, the other
+    branch of a parallel block)."""
+    op = node.op_type
+    if op in SIGNAL_PASS or op in PROPAGATED_ACTIVATIONS or op in NORM_OPS:
+        return True
+    if op in ELEMENTWISE_MATH or op in REDUCE_OPS or op in AVERAGE_POOLS or op in MAX_POOLS:
+        return True
+    if op in BINARY_ARITHMETIC:
+        if op in ADDITIVE:
+            return not any(_skip(fwd.sig[o], here) for o in others)
+        return all(fwd.sig[o].reset == here.reset for o in others)
+    return False
 
 
 def _units(site: WeightSite) -> int:
