@@ -1,0 +1,231 @@
+"""One model, one process: build it, export it to ONNX, measure it in torch.
+
+``python -m zoo.worker SPEC_JSON DIR PHASES MAX_PARAMS DYNAMO_SECONDS`` (the driver calls it,
+in the zoo venv, under its own wall-time cap). Each phase writes ``DIR/<phase>.json`` as soon
+as it ends, so a phase that finished survives a crash or a timeout of the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from zoo.built import Built
+from zoo.match import match_initializers
+from zoo.measure import Owner, measure, owner_of
+from zoo.records import ModelSpec, Source, Status
+
+MODEL_FILE = "model.onnx"
+
+
+class DynamoTimeout(Exception):
+    pass
+
+
+def reason(exc: BaseException) -> str:
+    """One line: the exception type and the first non-empty line of its message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+
+
+def build(spec: ModelSpec) -> Built:
+    if spec.source == Source.TIMM:
+        from zoo import build_timm
+
+        return build_timm.build(spec)
+    from zoo import build_hf
+
+    return build_hf.build(spec)
+
+
+@contextlib.contextmanager
+def alarm(seconds: int) -> Iterator[None]:
+    """Raise DynamoTimeout in this thread after ``seconds`` (dynamo is Python: it is
+    interruptible), so the legacy exporter still gets its turn."""
+
+    def ring(_signum: int, _frame: object) -> None:
+        raise DynamoTimeout(f"dynamo export took over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def export_model(built: Built, path: Path, dynamo_seconds: int) -> dict[str, Any]:
+    """dynamo=True first; the legacy TorchScript exporter (dynamo=False) if that fails."""
+    module = built.module.eval()
+    attempts: dict[str, str] = {}
+    for exporter in ("dynamo", "legacy"):
+        start = time.monotonic()
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+                warnings.simplefilter("ignore")
+                if exporter == "dynamo":
+                    with alarm(dynamo_seconds):
+                        torch.onnx.export(
+                            module,
+                            built.args,
+                            str(path),
+                            dynamo=True,
+                            external_data=False,
+                            input_names=list(built.input_names),
+                            verbose=False,
+                        )
+                else:
+                    torch.onnx.export(
+                        module,
+                        built.args,
+                        str(path),
+                        dynamo=False,
+                        input_names=list(built.input_names),
+                    )
+        except (Exception, DynamoTimeout) as exc:
+            attempts[exporter] = reason(exc)
+            path.unlink(missing_ok=True)
+            continue
+        model = onnx.load(str(path), load_external_data=False)
+        return {
+            "status": Status.OK,
+            "exporter": exporter,
+            "export_seconds": round(time.monotonic() - start, 1),
+            "failed_exporters": attempts,
+            "onnx_bytes": path.stat().st_size,
+            "opset": next(
+                (o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None
+            ),
+            "nodes": len(model.graph.node),
+            "initializers": len(model.graph.initializer),
+        }
+    return {
+        "status": Status.FAILED,
+        "reason": "; ".join(f"{k}: {v}" for k, v in attempts.items()),
+        "failed_exporters": attempts,
+    }
+
+
+def export_phase(
+    spec: ModelSpec, folder: Path, max_params: int, dynamo_seconds: int
+) -> Built | None:
+    start = time.monotonic()
+    try:
+        built = build(spec)
+    except Exception as exc:
+        write(folder / "export.json", {"status": Status.FAILED, "reason": f"build: {reason(exc)}"})
+        return None
+    params = sum(p.numel() for p in built.module.parameters())
+    if params > max_params:
+        write(
+            folder / "export.json",
+            {
+                "status": Status.SKIPPED,
+                "parameters": params,
+                "reason": f"{params} parameters > cap {max_params}",
+            },
+        )
+        return None
+    result = export_model(built, folder / MODEL_FILE, dynamo_seconds)
+    result.update(
+        parameters=params,
+        input_shapes=[list(a.shape) for a in built.args],
+        input_dtypes=[str(a.dtype) for a in built.args],
+        seconds=round(time.monotonic() - start, 1),
+    )
+    write(folder / "export.json", result)
+    return built if result["status"] == Status.OK else None
+
+
+def _log(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, 4)
+
+
+def measure_phase(spec: ModelSpec, folder: Path, built: Built | None) -> None:
+    start = time.monotonic()
+    try:
+        built = built or build(spec)
+        model = onnx.load(str(folder / MODEL_FILE))
+        matches = match_initializers(model, built.module)
+        del model
+        owners: dict[str, Owner] = {}
+        for found in matches.values():
+            for m in found:
+                owners.setdefault(m.name, owner_of(built.module, m.name))
+        scales, trained = measure(built.module, owners, built.forward)
+    except Exception as exc:
+        write(
+            folder / "measure.json",
+            {
+                "status": Status.FAILED,
+                "reason": reason(exc),
+                "trace": traceback.format_exc(limit=-3),
+            },
+        )
+        return
+    tensors: dict[str, list[dict[str, Any]]] = {}
+    for init, found in sorted(matches.items()):
+        rows = []
+        for m in found:
+            owner = owners[m.name]
+            scale = scales.get(owner.module, {}) if owner.hookable else {}
+            rows.append(
+                {
+                    "param": m.name,
+                    "transform": m.transform,
+                    "module": owner.module,
+                    "module_type": owner.module_type,
+                    "hookable": owner.hookable,
+                    "train": _log(scale.get("train")),
+                    "eval": _log(scale.get("eval")),
+                    "calls": scale.get("calls", 0),
+                }
+            )
+        tensors[init] = rows
+    write(
+        folder / "measure.json",
+        {
+            "status": Status.OK,
+            "train_mode_modules": trained,
+            "matched_initializers": len(matches),
+            "seconds": round(time.monotonic() - start, 1),
+            "tensors": tensors,
+        },
+    )
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    spec = ModelSpec.from_json(json.loads(sys.argv[1]))
+    folder, phases = Path(sys.argv[2]), sys.argv[3].split(",")
+    max_params, dynamo_seconds = int(sys.argv[4]), int(sys.argv[5])
+    torch.set_num_threads(1)
+    built = None
+    if "export" in phases:
+        built = export_phase(spec, folder, max_params, dynamo_seconds)
+        if built is None:
+            return
+    if "measure" in phases:
+        measure_phase(spec, folder, built)
+
+
+if __name__ == "__main__":
+    main()
