@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,41 +79,71 @@ def _tail(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+class ForkServer:
+    """One warm ``zoo.forkserver`` process per lane (thread) of the driver; restarted when
+    it dies, so a model that kills it costs that model only."""
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self.proc: subprocess.Popen[str] | None = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [self.python, "-m", "zoo.forkserver"], env=_env(), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        if proc.stdout is None or not proc.stdout.readline():
+            raise RuntimeError("zoo.forkserver did not start")
+        return proc
+
+    def run(self, job: dict[str, Any]) -> dict[str, str]:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        line = ""
+        if stdin is not None and stdout is not None:
+            try:
+                stdin.write(json.dumps(job) + "\n")
+                stdin.flush()
+                line = stdout.readline()
+            except OSError:  # BrokenPipeError: the server died
+                line = ""
+        if not line:
+            self.proc = None
+            return {"status": Status.CRASHED, "reason": "the fork server died"}
+        return json.loads(line)
+
+
+_lanes = threading.local()
+
+
 def run_worker(options: Options, spec: ModelSpec, phases: list[str]) -> None:
     folder = folder_of(options, spec)
     folder.mkdir(parents=True, exist_ok=True)
-    command = [
-        options.python,
-        "-m",
-        "zoo.worker",
-        json.dumps(spec.to_json()),
-        str(folder),
-        ",".join(phases),
-        str(options.max_params),
-        str(options.dynamo_seconds),
-    ]
-    status, why = Status.OK, ""
-    try:
-        proc = subprocess.run(
-            command,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=options.model_seconds,
-            check=False,
-        )
-        if proc.returncode != 0:
-            status, why = Status.CRASHED, f"exit {proc.returncode}: {_tail(proc.stderr)}"
-    except subprocess.TimeoutExpired:
-        status, why = Status.TIMEOUT, f"worker over {options.model_seconds} s"
+    if not hasattr(_lanes, "server"):
+        _lanes.server = ForkServer(options.python)
+    job = {"spec": spec.to_json(), "folder": str(folder), "phases": phases,
+           "max_params": options.max_params, "dynamo_seconds": options.dynamo_seconds,
+           "seconds": options.model_seconds}  # fmt: skip
+    answer = _lanes.server.run(job)
+    status, why = answer["status"], answer.get("reason", "")
     if status == Status.OK:
         return
+    if status == Status.CRASHED:
+        why = f"{why}: {_tail(_read_text(folder / 'worker.log'))}"
     for phase in phases:  # the phases the worker did not get to write
         path = folder / f"{phase}.json"
         if read(path) is None:
             write(path, {"status": status, "reason": why})
         if (read(path) or {}).get("status") != Status.OK:
             break
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def audit(options: Options, spec: ModelSpec) -> None:

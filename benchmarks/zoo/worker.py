@@ -1,8 +1,9 @@
 """One model, one process: build it, export it to ONNX, measure it in torch.
 
-``python -m zoo.worker SPEC_JSON DIR PHASES MAX_PARAMS DYNAMO_SECONDS`` (the driver calls it,
-in the zoo venv, under its own wall-time cap). Each phase writes ``DIR/<phase>.json`` as soon
-as it ends, so a phase that finished survives a crash or a timeout of the next one.
+``zoo.forkserver`` runs :func:`run` in a forked child per model, under a wall-time cap; by
+hand, ``python -m zoo.worker SPEC_JSON DIR PHASES MAX_PARAMS DYNAMO_SECONDS`` does the same.
+Each phase writes ``DIR/<phase>.json`` as soon as it ends, so a phase that finished survives
+a crash or a timeout of the next one.
 """
 
 from __future__ import annotations
@@ -213,10 +214,10 @@ def write(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def main() -> None:
-    spec = ModelSpec.from_json(json.loads(sys.argv[1]))
-    folder, phases = Path(sys.argv[2]), sys.argv[3].split(",")
-    max_params, dynamo_seconds = int(sys.argv[4]), int(sys.argv[5])
+def run(
+    spec: ModelSpec, folder: Path, phases: list[str], max_params: int, dynamo_seconds: int
+) -> None:
+    """The phases asked for, each writing its result file as soon as it ends."""
     torch.set_num_threads(1)
     built = None
     if "export" in phases:
@@ -225,6 +226,11 @@ def main() -> None:
             return
     if "measure" in phases:
         measure_phase(spec, folder, built)
+
+
+def main() -> None:
+    spec = ModelSpec.from_json(json.loads(sys.argv[1]))
+    run(spec, Path(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), int(sys.argv[5]))
 
 
 if __name__ == "__main__":
