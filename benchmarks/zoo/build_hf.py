@@ -86,6 +86,7 @@ LIST_WIDTHS = ("hidden_sizes", "embed_dims", "dims", "conv_dim", "widths")
 LIST_DEPTHS = ("depths", "num_layers_per_stage", "layer_depths")
 LIST_HEADS = ("num_heads", "num_attention_heads")
 DROPPED = ("dtype", "torch_dtype", "transformers_version", "architectures", "_name_or_path")
+BACKBONE_OUTPUTS = ("out_features", "out_indices")
 TEXT_TOKENS = 16
 AUDIO_SAMPLES = 4000
 
@@ -140,12 +141,27 @@ def shrink(config: dict[str, Any]) -> dict[str, Any]:
             out[key] = min(value, CAPS[key])
         else:
             out[key] = value
+    _per_layer_lists(config, out)
     vocab = out.get("vocab_size")
     if isinstance(vocab, int):
         for key, value in list(out.items()):
             if key.endswith("_token_id") and isinstance(value, int) and value >= vocab:
                 out[key] = vocab - 1
     return out
+
+
+def _per_layer_lists(config: dict[str, Any], out: dict[str, Any]) -> None:
+    """Lists with one entry per layer (``layer_types``, MoE layer maps) follow the new depth;
+    backbone ``out_features``/``out_indices`` name stages that may no longer exist."""
+    for key in ("num_hidden_layers", "num_layers", "n_layer"):
+        old, new = config.get(key), out.get(key)
+        if not isinstance(old, int) or not isinstance(new, int) or old == new:
+            continue
+        for name, value in list(out.items()):
+            if isinstance(value, list) and len(value) == old and name not in LIST_DEPTHS:
+                out[name] = value[:new]
+    for key in BACKBONE_OUTPUTS:
+        out.pop(key, None)
 
 
 def small_config(model_type: str) -> Any:
