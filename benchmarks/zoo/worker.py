@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -29,6 +30,7 @@ from zoo.measure import Owner, measure, owner_of
 from zoo.records import ModelSpec, Source, Status
 
 MODEL_FILE = "model.onnx"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class DynamoTimeout(Exception):
@@ -36,9 +38,12 @@ class DynamoTimeout(Exception):
 
 
 def reason(exc: BaseException) -> str:
-    """One line: the exception type and the first non-empty line of its message."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+    """One line: the exception type and the first line of its message, then the same for
+    its cause (the dynamo exporter wraps the real error in a generic 'step 1/3' one)."""
+    lines = [ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    text = f"{type(exc).__name__}: {next((x for x in lines if x), '')[:300]}"
+    cause = exc.__cause__
+    return f"{text} <- {reason(cause)}" if cause is not None and cause is not exc else text
 
 
 def build(spec: ModelSpec) -> Built:
