@@ -165,6 +165,7 @@ def gap_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "framework": d["framework"],
                 "gap": round(abs(d["predicted"] - d["framework"]), 3),
                 "between": d.get("between", []),
+                "assumed": r.get("depth_assumptions", []),
             }
         )
     out["worst_layers"] = sorted(worst, key=lambda w: (-w["gap"], w["model"]))[:WORST_LAYERS]

@@ -166,6 +166,7 @@ def render_markdown(doc: dict[str, Any], command: str) -> str:
     out += _md_rules(doc)
     out += _md_gaps(doc["predicted_vs_measured"])
     out += _md_findings(doc["models"])
+    out += _md_info_only(doc["models"])
     out += _md_failures(doc["models"])
     return "\n".join(out) + "\n"
 
@@ -258,14 +259,15 @@ def _md_gaps(gaps: dict[str, Any]) -> list[str]:
         "### Largest disagreements (predicted vs framework, train view)",
         "",
         "| model | tensor | op | predicted | onnxruntime | framework "
-        "| ops since the previous layer |",
-        "|---|---|---|---|---|---|---|",
+        "| ops since the previous layer | ops the model assumed scale-neutral |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for w in gaps.get("worst_layers", []):
         out.append(
             f"| {w['model']} | `{w['tensor']}` | {w['op_type']} | {_fmt(w['predicted'])} | "
             f"{_fmt(w['onnxruntime'])} | {_fmt(w['framework'])} | "
-            f"{_md_escape(', '.join(w['between']) or '—')} |"
+            f"{_md_escape(', '.join(w['between']) or '—')} | "
+            f"{_md_escape(', '.join(w.get('assumed', [])) or '—')} |"
         )
     return [*out, ""]
 
@@ -290,6 +292,18 @@ def _md_findings(models: list[dict[str, Any]]) -> list[str]:
                 f"| {r['source']} | {r['model']} | {rule} | {sev} | {len(found)} | "
                 f"`{_md_escape(first['tensor'] or '(model)')}` | {_md_escape(first['message'])} |"
             )
+    return [*out, ""]
+
+
+def _md_info_only(models: list[dict[str, Any]]) -> list[str]:
+    out = ["## Models with info findings only", "", "| source | model | rules (findings) |",
+           "|---|---|---|"]  # fmt: skip
+    for r in models:
+        if not r["severities"] or set(r["severities"]) != {"info"}:
+            continue
+        rules = Counter(f["rule"] for f in r["findings"])
+        listed = ", ".join(f"{rule} ({n})" for rule, n in sorted(rules.items()))
+        out.append(f"| {r['source']} | {r['model']} | {listed} |")
     return [*out, ""]
 
 
