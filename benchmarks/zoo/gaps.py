@@ -12,16 +12,10 @@ GAP_KINDS = {
     "predicted_vs_onnxruntime": "predicted vs onnxruntime (--propagate)",
     "onnxruntime_vs_framework_eval": "onnxruntime vs framework (eval mode): mapping check",
 }
+DEPTH_COLUMNS = ("tensor", "op_type", "predicted", "onnxruntime", "framework", "framework_eval",
+                 "param", "module_type", "note", "between")  # fmt: skip
 BETWEEN_FROM = 1.0  # list the ops between layers where |predicted - framework| reaches this
 WORST_LAYERS = 40
-
-
-@dataclass(frozen=True, kw_only=True)
-class Gap:
-    predicted: float | None
-    onnxruntime: float | None
-    framework: float | None
-    framework_eval: float | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from zoo.gaps import GAP_KINDS, Gap, gap_summary, layer_rows
+from zoo.gaps import DEPTH_COLUMNS, GAP_KINDS, gap_summary, layer_rows
 from zoo.records import ModelSpec, Status
 from zoo.run import read
 
@@ -61,6 +61,7 @@ def model_record(cache: Path, spec: ModelSpec) -> dict[str, Any]:
         },
         "audit": {k: audit.get(k) for k in ("status", "reason")},
         "propagate_notes": [n for n in audit.get("propagate_stderr", []) if "propagate" in n],
+        "initaudit_version": plain.get("initaudit_version"),
         "severities": dict(Counter(f["severity"] for f in findings)),
         "findings": findings,
         "depth_assumptions": file_prop.get("depth_assumptions", []),
@@ -103,20 +104,8 @@ def build_document(
     )
     sources = sorted({r["source"] for r in records})
     versions = {p: _version(p) for p in VERSIONS}
-    ia = next(
-        (
-            read(
-                cache
-                / r["source"]
-                / ModelSpec(source=r["source"], name=r["model"], group="").key
-                / "initaudit-plain.json"
-            )
-            for r in records
-            if r["audit"]["status"] == Status.OK
-        ),
-        None,
-    )
-    versions["initaudit"] = (ia or {}).get("initaudit_version", "unknown")
+    audited = [r["initaudit_version"] for r in records if r["initaudit_version"]]
+    versions["initaudit"] = audited[0] if audited else "unknown"
     return {
         "versions": versions,
         "settings": settings,
@@ -327,6 +316,23 @@ def _md_failures(models: list[dict[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    """A model record with its depth rows as lists in ``depth_columns`` order."""
+    rows = [[row.get(c) for c in DEPTH_COLUMNS] for row in record["depth"]]
+    return {**{k: v for k, v in record.items() if k != "initaudit_version"}, "depth": rows}
+
+
+def dump(doc: dict[str, Any]) -> str:
+    """Indented JSON, except each model's record, which takes one line: a rerun that changes
+    one model changes one line of the diff, and the file stays a few MB."""
+    head = {k: v for k, v in doc.items() if k != "models"}
+    text = json.dumps(head, indent=1, ensure_ascii=False)[:-2]
+    models = ",\n".join(
+        json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in doc["models"]
+    )
+    return f'{text},\n "models": [\n{models}\n ]\n}}\n'
+
+
 def write(cache: Path, docs: Path, specs: list[ModelSpec], args: argparse.Namespace) -> None:
     settings = {
         "max_params": args.max_params,
@@ -343,8 +349,5 @@ def write(cache: Path, docs: Path, specs: list[ModelSpec], args: argparse.Namesp
         f"--hf-limit {args.hf_limit}"
     )
     docs.mkdir(parents=True, exist_ok=True)
-    (docs / "zoo-sweep.json").write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    (docs / "zoo-sweep.json").write_text(dump(doc))
     (docs / "zoo-sweep.md").write_text(render_markdown(doc, command))
-
-
-__all__ = ["Gap", "build_document", "render_markdown", "write"]
