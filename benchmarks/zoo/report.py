@@ -317,8 +317,15 @@ def _md_failures(models: list[dict[str, Any]]) -> list[str]:
 
 
 def _compact(record: dict[str, Any]) -> dict[str, Any]:
-    """A model record with its depth rows as lists in ``depth_columns`` order."""
-    rows = [[row.get(c) for c in DEPTH_COLUMNS] for row in record["depth"]]
+    """A model record with its depth rows as lists in ``depth_columns`` order (``param``
+    null where the initializer kept the torch name)."""
+    rows = [
+        [
+            None if c == "param" and row.get(c) == row["tensor"] else row.get(c)
+            for c in DEPTH_COLUMNS
+        ]
+        for row in record["depth"]
+    ]
     return {**{k: v for k, v in record.items() if k != "initaudit_version"}, "depth": rows}
 
 
