@@ -8,7 +8,9 @@ init) is measured too: it is what the ONNX graph and ``--propagate`` compute, an
 mapping from initializers to modules.
 
 A layer is measured by a forward hook on the leaf module that owns the weight (``weight`` of a
-Linear, Conv, Embedding, ...): the hook sees the module's output, bias included. A weight owned
+Linear, Conv, Embedding, ...): the hook sees the module's output, bias included. A convolution
+the exporter fused with its BatchNorm is measured at the BatchNorm's output, as the fused ONNX
+node computes conv+BN. A weight owned
 by a composite module (a parameter used inside a custom ``forward``) has no such output and is
 not measured; the report says so.
 """
@@ -16,6 +18,7 @@ not measured; the report says so.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -23,6 +26,7 @@ import torch
 from torch import nn
 
 Forward = Callable[[], object]
+FOLDED = re.compile(r"bn_folded\((.+)\)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,9 +37,30 @@ class Owner:
     module: str
     module_type: str
     hookable: bool
+    # Where the hook reads: ``module``'s output, or the input of this child of it.
+    input_of: str | None = None
+
+    @property
+    def point(self) -> str:
+        return f"{self.input_of}:input" if self.input_of else self.module
 
 
-def owner_of(model: nn.Module, param: str) -> Owner:
+def owner_of(model: nn.Module, param: str, transform: str = "identity") -> Owner:
+    """The module to hook for ``param``. A convolution whose BatchNorm the exporter folded
+    into it is the pair conv+BN in the graph: its ONNX output is the BatchNorm's output, so
+    the BatchNorm is hooked (in train mode: batch statistics)."""
+    folded = FOLDED.fullmatch(transform)
+    if folded:
+        name = folded.group(1)
+        try:
+            bn = model.get_submodule(name)
+        except AttributeError:
+            return Owner(param=param, module=name, module_type="?", hookable=False)
+        # A BatchNorm with an activation fused in (timm's BatchNormAct2d runs drop, then act,
+        # after the normalization) is read at its first child's input: the normalized value.
+        first = next((n for n, _ in bn.named_children()), None)
+        return Owner(param=param, module=name, module_type=type(bn).__name__, hookable=True,
+                     input_of=f"{name}.{first}" if first else None)  # fmt: skip
     path, _, local = param.rpartition(".")
     try:
         sub = model.get_submodule(path) if path else model
@@ -80,21 +105,30 @@ def set_training_view(model: nn.Module) -> int:
 
 
 def measure_modules(
-    model: nn.Module, modules: Iterable[str], forward: Forward
+    model: nn.Module, points: Iterable[str], forward: Forward
 ) -> dict[str, tuple[float | None, int]]:
-    """module path -> (log10 E[x²] of its first call's output, number of calls)."""
+    """hook point (a module path, or ``path:input``) -> (log10 E[x²] of the first call's
+    output, or input, and the number of calls)."""
     seen: dict[str, list[float | None]] = {}
     handles = []
 
-    def hook(path: str) -> Callable[[nn.Module, object, object], None]:
-        def record(_mod: nn.Module, _args: object, output: object) -> None:
-            out = first_tensor(output)
-            seen.setdefault(path, []).append(None if out is None else log10_mean_square(out))
+    def keep(point: str, value: object) -> None:
+        out = first_tensor(value)
+        seen.setdefault(point, []).append(None if out is None else log10_mean_square(out))
 
-        return record
+    def output_hook(point: str) -> Callable[[nn.Module, object, object], None]:
+        return lambda _mod, _args, output: keep(point, output)
 
-    for path in sorted(set(modules)):
-        handles.append(model.get_submodule(path).register_forward_hook(hook(path)))
+    def input_hook(point: str) -> Callable[[nn.Module, object], None]:
+        return lambda _mod, args: keep(point, args)
+
+    for point in sorted(set(points)):
+        path, _, where = point.partition(":")
+        sub = model.get_submodule(path)
+        if where == "input":
+            handles.append(sub.register_forward_pre_hook(input_hook(point)))
+        else:
+            handles.append(sub.register_forward_hook(output_hook(point)))
     try:
         with torch.no_grad():
             forward()
@@ -105,11 +139,11 @@ def measure_modules(
 
 
 def measure(
-    model: nn.Module, owners: Mapping[str, Owner], forward: Forward
+    model: nn.Module, owners: Mapping[tuple[str, str], Owner], forward: Forward
 ) -> tuple[dict[str, dict[str, object]], int]:
-    """Per module path: train-view and eval-mode log10 E[x²] and call counts; and how many
+    """Per hook point: train-view and eval-mode log10 E[x²] and call counts; and how many
     modules were put in train mode. Running statistics are restored afterwards."""
-    paths = [o.module for o in owners.values() if o.hookable]
+    paths = [o.point for o in owners.values() if o.hookable]
     saved = {
         k: v.clone() for k, v in model.state_dict().items() if "running_" in k or "num_batches" in k
     }

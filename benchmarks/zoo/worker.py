@@ -167,10 +167,12 @@ def measure_phase(spec: ModelSpec, folder: Path, built: Built | None) -> None:
         model = onnx.load(str(folder / MODEL_FILE))
         matches = match_initializers(model, built.module)
         del model
-        owners: dict[str, Owner] = {}
+        owners: dict[tuple[str, str], Owner] = {}
         for found in matches.values():
             for m in found:
-                owners.setdefault(m.name, owner_of(built.module, m.name))
+                owners.setdefault(
+                    (m.name, m.transform), owner_of(built.module, m.name, m.transform)
+                )
         scales, trained = measure(built.module, owners, built.forward)
     except Exception as exc:
         write(
@@ -186,8 +188,8 @@ def measure_phase(spec: ModelSpec, folder: Path, built: Built | None) -> None:
     for init, found in sorted(matches.items()):
         rows = []
         for m in found:
-            owner = owners[m.name]
-            scale = scales.get(owner.module, {}) if owner.hookable else {}
+            owner = owners[(m.name, m.transform)]
+            scale = scales.get(owner.point, {}) if owner.hookable else {}
             rows.append(
                 {
                     "param": m.name,
