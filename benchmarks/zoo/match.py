@@ -68,7 +68,8 @@ def bn_fold_candidates(module: nn.Module) -> Iterator[Candidate]:
     for name, sub in module.named_modules():
         if isinstance(sub, nn.modules.batchnorm._BatchNorm) and previous is not None:
             conv_name, conv = previous
-            if sub.running_var is not None and sub.weight is not None:
+            fits = sub.num_features == conv.weight.shape[0]  # not a mixed/grouped pair
+            if fits and sub.running_var is not None and sub.weight is not None:
                 var = sub.running_var.detach().double().cpu().numpy()
                 scale = sub.weight.detach().double().cpu().numpy() / np.sqrt(var + sub.eps)
                 weight = conv.weight.detach().double().cpu().numpy()
