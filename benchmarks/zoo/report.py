@@ -333,9 +333,10 @@ def dump(doc: dict[str, Any]) -> str:
     """Indented JSON, except each model's record, which takes one line: a rerun that changes
     one model changes one line of the diff, and the file stays a few MB."""
     head = {k: v for k, v in doc.items() if k != "models"}
+    head["depth_columns"] = list(DEPTH_COLUMNS)
     text = json.dumps(head, indent=1, ensure_ascii=False)[:-2]
     models = ",\n".join(
-        json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in doc["models"]
+        json.dumps(_compact(m), ensure_ascii=False, separators=(",", ":")) for m in doc["models"]
     )
     return f'{text},\n "models": [\n{models}\n ]\n}}\n'
 
