@@ -24,9 +24,28 @@ def name_template(name: str) -> str | None:
     return template if n else None
 
 
+def site_template(site: WeightSite) -> str | None:
+    """The repeated-block template of a weight: from its name, else from the module it was
+    exported from (dynamo names many weights ``val_12``; their node's scope still reads
+    ``blocks.3.attn.proj``)."""
+    return name_template(site.name) or (
+        f"{t}#{site.op_type}" if (t := name_template(site.scope + ".")) else None
+    )
+
+
+def layer_index(site: WeightSite) -> int | None:
+    """The block index of a weight in a repeated stack (``blocks.3.attn.proj`` -> 3), from its
+    name or its module's scope; None outside a stack."""
+    for text in (site.name, site.scope + "."):
+        found = _INDEX.search(text)
+        if found:
+            return int(found.group(0))
+    return None
+
+
 def model_facts(sites: Sequence[WeightSite]) -> ModelFacts:
     weights = [s for s in sites if s.role in MATRIX_ROLES]
-    groups = Counter(t for s in weights if (t := name_template(s.name)) is not None)
+    groups = Counter(t for s in weights if (t := site_template(s)) is not None)
     residual = sum(1 for s in weights if s.activation and s.activation.end == End.RESIDUAL)
     depths = {max(groups.values(), default=0), residual, residual // 2}
     vocab = {s.fan_out for s in sites if s.role == Role.EMBEDDING and s.fan_out}

@@ -115,6 +115,7 @@ class _Stored:
     outputs: tuple[str, ...]
     attrs: NodeAttrs
     folded_norm: bool = False
+    scope: str = ""
 
     @classmethod
     def of(cls, node: NodeProto) -> _Stored:
@@ -126,7 +127,25 @@ class _Stored:
             tuple(node.output),
             _attrs(node),
             _folded(node),
+            _scope(node),
         )
+
+
+def _scope(node: NodeProto) -> str:
+    """The framework module a node was exported from, as a dotted path, where the exporter
+    says: dynamo's ``pkg.torch.onnx.name_scopes`` (its last module), the legacy exporter's
+    node name ``/encoder/layer.0/attention/self/query/MatMul``, tf2onnx's
+    ``model/dense_1/MatMul``. Names of dynamo's weights are often lost (``val_12``); the
+    scope still tells which layer of which block a weight belongs to."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            scopes = [s.strip(" '\"") for s in prop.value.strip("[]").split(",")]
+            modules = [s for s in scopes[:-1] if s]  # the last one is the aten op
+            return modules[-1] if modules else ""
+    name = node.name
+    if "/" in name:
+        return ".".join(part for part in name.split("/")[:-1] if part)
+    return ""
 
 
 # What the legacy exporter names a Conv weight it computed by folding an eval BatchNorm in
@@ -305,5 +324,6 @@ class _Builder:
                 attrs=node.attrs,
                 graph=label,
                 folded_norm=node.folded_norm,
+                scope=node.scope,
             )
         )

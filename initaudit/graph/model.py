@@ -150,6 +150,8 @@ class WeightSite:
     quant: Quantization | None
     uses: tuple[Use, ...]
     hidden_size: int | None = None  # of the recurrent op (LSTM/GRU/RNN) reading it
+    scope: str = ""  # the framework module of the node that gives it its role (graph/index.py)
+    folded_norm: bool = False  # that node is a layer an exporter folded a BatchNorm into
 
     @property
     def size(self) -> int:
@@ -202,6 +204,7 @@ class Node:
     attrs: NodeAttrs = field(default=NO_ATTRS, repr=False)
     graph: str = ""  # "" for the main graph, else the subgraph or function it came from
     folded_norm: bool = False  # the exporter folded a normalization into it (graph/index.py)
+    scope: str = ""  # the framework module it was exported from, where the exporter says
 
     def input(self, i: int) -> str:
         """The i-th input name, or "" where it is absent or omitted."""

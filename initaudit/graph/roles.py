@@ -107,6 +107,8 @@ class Roles:
             quant=quant,
             uses=uses,
             hidden_size=lay.hidden_size,
+            scope=r.node.scope,
+            folded_norm=r.node.folded_norm,
         )
         return site, r
 

@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
-from initaudit.graph.model import WeightSite
+from initaudit.graph.model import Role, WeightSite
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
 
@@ -19,7 +19,11 @@ class MisScaled(Rule):
     gain and mode, LeCun, Keras/Flax truncated variance scaling, HF's fixed 0.02, GPT-2's
     0.02/sqrt(2L) on residual projections, GPT-NeoX small/wang init, T5's query scale). It
     fires when the nearest one is more than `scale-ratio` (default 1.5) away and the values are
-    statistically incompatible with it. A layer whose output a normalization resets (a
+    statistically incompatible with it. A fixed-std recipe (HF's 0.02 or the model's own
+    shared `initializer_range`, timm's 0.01 and TF-style truncated 0.02) is a scheme where a
+    normalization or a residual stream resets the scale it sets; in a stack with neither, it
+    is judged against the fan-based schemes like any other std. A layer whose output a
+    normalization resets (a
     BatchNorm or LayerNorm after it, or one the exporter folded into it) is judged only ten
     times further out: its scale matters to training only through the effective step size.
 
@@ -59,13 +63,15 @@ class MisScaled(Rule):
                     )
                 continue
             normalized = site.activation is not None and site.activation.normalized
-            if _misscaled(st, limit * NORMALIZED_SLACK if normalized else limit):
+            # An embedding's scale is a convention, not a fan's: only layers compound.
+            plain = ctx.depth is not None and ctx.depth.plain and site.role != Role.EMBEDDING
+            if _misscaled(st, limit * NORMALIZED_SLACK if normalized else limit, plain):
                 yield self._report(ctx, site, st)
 
     def _report(self, ctx: RuleContext, site: WeightSite, st: SiteStats) -> Finding:
         fit = st.fit
         std = st.moments.std or 0.0
-        closest = fit.closest
+        closest = fit.fan_based if fit.matched else fit.closest
         act = site.activation.label if site.activation else "unknown"
         near = (
             f"the nearest plausible scheme is {closest.label} (std {closest.std:.3g})"
@@ -73,10 +79,17 @@ class MisScaled(Rule):
             else "no scheme is near"
         )
         rec = ctx.recommended(site)
+        ratio = std / closest.std if closest else fit.ratio or 0.0
         msg = (
-            f"std {std:.3g} is {_times(fit.ratio or 0.0)} off for fan_in={site.fan_in}, "
+            f"std {std:.3g} is {_times(ratio)} off for fan_in={site.fan_in}, "
             f"fan_out={site.fan_out}: {near}"
         )
+        if fit.matched:
+            msg = (
+                f"std {std:.3g} matches the fixed-std recipe {fit.scheme}, but in a network "
+                "with no normalization and no residual connection every layer's scale "
+                f"compounds into the next: {_times(ratio)} the fan-based {near[22:]}"
+            )
         fix = None
         if rec is not None:
             msg += f"; before {act}, {rec.label} gives std {rec.std:.3g} ({_times(std / rec.std)})"
@@ -96,9 +109,19 @@ def _far(ratio: float, limit: float) -> bool:
 NORMALIZED_SLACK = 10.0
 
 
-def _misscaled(st: SiteStats, limit: float) -> bool:
+def _misscaled(st: SiteStats, limit: float, plain: bool) -> bool:
+    """Off every scheme, or, in a plain network (no normalization, no residual stream),
+    matched only to a fixed-std recipe but far from every fan-based one: a fixed std is a
+    scheme where something resets the scale it sets, not where it compounds layer after layer
+    (timm's N(0, 0.01) Linears sit in pre-norm residual blocks; a plain MLP drawn N(0, 0.01)
+    loses 1/300 of its signal per layer)."""
     fit = st.fit
-    if fit.matched or fit.ratio is None or not fit.fits_family:
+    if fit.matched:
+        fixed = fit.closest is not None and fit.closest.fixed and not fit.closest.context
+        if not (plain and fixed and fit.fan_based is not None and st.moments.std):
+            return False
+        return _far(st.moments.std / fit.fan_based.std, limit)
+    if fit.ratio is None or not fit.fits_family:
         return False
     return _far(fit.ratio, limit)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
 from initaudit.fixes import Fix
-from initaudit.graph.facts import name_template
+from initaudit.graph.facts import site_template
 from initaudit.graph.model import WeightSite
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
@@ -113,7 +113,7 @@ def _placed(st: SiteStats) -> bool:
 
 
 def _key(site: WeightSite) -> tuple[object, ...]:
-    template = name_template(site.name)
+    template = site_template(site)
     if template is not None:
         return ("name", template, site.shape, site.role)
     act = site.activation

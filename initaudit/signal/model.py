@@ -31,6 +31,9 @@ class DepthLayer:
 class DepthProfile:
     layers: tuple[DepthLayer, ...]
     assumptions: tuple[str, ...] = ()  # op types whose effect was assumed, not modelled
+    # Two or more weighted layers and no normalization or residual stream anywhere: every
+    # layer's scale compounds into the next (a fixed-std recipe is judged so, rules/ia201).
+    plain: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

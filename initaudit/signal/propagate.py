@@ -47,6 +47,13 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
     if not rows:
         return DepthProfile(layers=(), assumptions=tuple(sorted(fwd.assumed)))
     head = _head(rows, order, fwd)
+    plain = (
+        len(rows) >= 2
+        and not any(r.on_stream for r in rows)
+        and not any(
+            n.op_type in NORM_OPS or n.folded_norm or divides_by_stat(n, fwd) for n in order
+        )
+    )
     trunk = [r for r in rows if r not in head]
     g_ref = trunk[-1].gradient or 1.0
     # With residual connections the signal that runs through depth is the residual stream:
@@ -71,7 +78,7 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 hops_backward=r.hops_backward,
             )
         )
-    return DepthProfile(layers=tuple(layers), assumptions=tuple(sorted(fwd.assumed)))
+    return DepthProfile(layers=tuple(layers), assumptions=tuple(sorted(fwd.assumed)), plain=plain)
 
 
 # Weighted layers after the trunk's last normalization that are a head (a pooler and a

@@ -19,6 +19,7 @@ Decision procedure (README "How schemes are identified"):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,8 +51,14 @@ TIE_NATS = 2.0
 
 
 def fit_scheme(
-    site: WeightSite, values: Values | np.ndarray, m: TensorStats, facts: ModelFacts
+    site: WeightSite,
+    values: Values | np.ndarray,
+    m: TensorStats,
+    facts: ModelFacts,
+    extra: Sequence[Scheme] = (),
 ) -> SchemeFit:
+    """The scheme the values were drawn from; ``extra`` are schemes of this model to try
+    first (its shared fixed std, stats/shared.py)."""
     if m.size == 0 or m.n_nonfinite or m.std is None or m.mean is None:
         return NO_FIT
     if m.min == m.max:
@@ -72,7 +79,7 @@ def fit_scheme(
     sample = break_ties(subsample(values))
     n = sample.size
     crit = critical_value(n)
-    cands = candidates(site, facts)
+    cands = [*extra, *candidates(site, facts)]
     match = _best_match(site, sample, m.std, m.n_finite, crit, cands)
     if match is not None:
         d, c = match
@@ -87,6 +94,7 @@ def fit_scheme(
             matched=True,
             gain_for=c.gain_for,
             closest=c,
+            fan_based=_closest(cands, m.std, c.family) if c.fixed else c,
         )
     fam_d, family = min(
         (ks_statistic(sample, family_cdf(f, m.std, sample, m.mean)), f) for f in RANDOM_FAMILIES
@@ -105,6 +113,7 @@ def fit_scheme(
         ratio=m.std / exp if exp else None,
         fits_family=fits,
         closest=closest,
+        fan_based=closest,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -24,6 +24,7 @@ from initaudit.stats.fit import fit_scheme
 from initaudit.stats.histogram import Histogram, histogram
 from initaudit.stats.model import NO_FIT, SchemeFit
 from initaudit.stats.moments import TensorStats, compute_stats
+from initaudit.stats.shared import near, recipes, shared_std
 from initaudit.stats.units import EqualUnits, find_duplicate_units
 from initaudit.stats.values import CHUNK, Values, site_reader
 from initaudit.stats.vectors import VectorFit, fit_vector
@@ -145,7 +146,36 @@ def measure_all(
                 for f in futures.values():
                     f.cancel()
                 raise
+    results = _refit_shared(sites, results, facts, store, histograms)
     return {s.name: r for s, r in zip(sites, results, strict=True)}
+
+
+def _refit_shared(
+    sites: Sequence[WeightSite],
+    results: list[SiteStats],
+    facts: ModelFacts,
+    store: TensorStore,
+    histograms: bool,
+) -> list[SiteStats]:
+    """Weights no catalog scheme explained but that share the model's one fixed std
+    (stats/shared.py) are fitted again with that std as a scheme; only their sample is read
+    again (the exact pass is not repeated)."""
+    sigma = shared_std(sites, [r.moments for r in results], [r.fit for r in results])
+    if sigma is None:
+        return results
+    extra = recipes(sigma)
+    out = list(results)
+    for i, (site, r) in enumerate(zip(sites, results, strict=True)):
+        if r.fit.matched or r.tied_to is not None or not near(r.moments.std, sigma):
+            continue
+        values = site_reader(site, store)
+        try:
+            fit = fit_scheme(site, values, r.moments, facts, extra)
+            hist = histogram(values, r.moments, fit) if histograms else None
+        finally:
+            values.release(0, values.size)
+        out[i] = replace(r, fit=fit, histogram=hist)
+    return out
 
 
 def _stored_bytes(site: WeightSite, store: TensorStore) -> int:

@@ -67,6 +67,9 @@ class SchemeFit:
     fits_family: bool = True  # looks like an init distribution at all
     gain_for: str | None = None  # the nonlinearity the matched scheme's gain targets
     closest: Scheme | None = None
+    # The nearest fan-based scheme of the values' family, also when a fixed-std scheme (a
+    # number a user picks) matched: where nothing resets the scale, that is the comparison.
+    fan_based: Scheme | None = None
 
     @property
     def pvalue(self) -> float | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from initaudit.graph.facts import layer_index
 from initaudit.graph.model import End, ModelFacts, Role, WeightSite
 from initaudit.graph.ops import CONV_OPS
 from initaudit.stats.model import TN_STD, Family, Scheme
@@ -174,6 +175,20 @@ def _uniform(key: str, label: str, bound: float, fix: str, fixed: bool = True) -
 FIXED = (
     _fixed(
         "normal", "normal(std=0.02) (HF initializer_range)", N, 0.02, "nn.init.normal_(w, std=0.02)"
+    ),
+    # timm trunc_normal_tf_(std=.02) truncates at ±2 std with no variance correction (final
+    # std 0.0176; timm/layers/weight_init.py, edgenext.py:576-586, mvitv2.py:836), as do HF
+    # models that call trunc_normal_(std=σ, a=-2σ, b=2σ) (ModernBERT).
+    _fixed(
+        "trunc_normal",
+        "trunc_normal(std=0.02, at 2 std) (timm trunc_normal_tf_)",
+        TN,
+        0.02 * TN_STD,
+        "nn.init.trunc_normal_(w, std=0.02, a=-0.04, b=0.04)",
+    ),
+    # N(0, 0.01): timm's Linear init in MobileViT/byobnet (byobnet.py:1844), torchvision heads.
+    _fixed(
+        "normal", "normal(std=0.01) (timm/torchvision)", N, 0.01, "nn.init.normal_(w, std=0.01)"
     ),
     _fixed(
         "normal", "normal(std=0.05) (keras RandomNormal)", N, 0.05, "nn.init.normal_(w, std=0.05)"
@@ -350,6 +365,15 @@ def _context_schemes(site: WeightSite, facts: ModelFacts, fi: int) -> Iterator[S
                 0.02 / math.sqrt(2 * L),
                 f"nn.init.normal_(w, std=0.02 / math.sqrt(2 * {L}))",
             )
+            # The same depth scaling on a truncated draw (HF ModernBERT's out projections:
+            # trunc_normal_(std=σ/sqrt(2L), a=-2σ', b=2σ'), no variance correction).
+            yield _fixed(
+                "trunc_normal",
+                f"trunc_normal(std=0.02/sqrt(2*{L}), at 2 std) (depth-scaled residual projection)",
+                TN,
+                0.02 / math.sqrt(2 * L) * TN_STD,
+                f"s = 0.02 / math.sqrt(2 * {L}); nn.init.trunc_normal_(w, std=s, a=-2*s, b=2*s)",
+            )
             yield Scheme(
                 key="normal",
                 label=f"wang_init normal(std=2/({L}*sqrt(d))) (gpt-neox)",
@@ -357,8 +381,22 @@ def _context_schemes(site: WeightSite, facts: ModelFacts, fi: int) -> Iterator[S
                 std=2.0 / (L * math.sqrt(fi)),
                 fix="GPT-NeoX wang_init",
             )
+    index = layer_index(site)
+    if end == End.RESIDUAL and index is not None:
+        # timm ViT/EVA/Hiera fix_init: a block's residual projections (attn.proj, mlp.fc2)
+        # divided by sqrt(2·(layer_id + 1)) (timm/models/eva.py:873-879 `rescale`,
+        # hiera.py:640), on trunc_normal_(std=.02) (absolute bounds: untruncated in effect).
+        std = 0.02 / math.sqrt(2 * (index + 1))
+        yield _fixed(
+            "normal",
+            f"normal(std=0.02/sqrt(2*(layer {index}+1))) (timm fix_init residual projection)",
+            N,
+            std,
+            f"nn.init.trunc_normal_(w, std=.02); w.div_(math.sqrt(2 * {index + 1}))",
+        )
     if end == End.ATTENTION:
-        for dkv in (32, 64, 128):  # §4.1: T5's q is f·(d_model·d_kv)^-0.5
+        # §4.1: T5's q is f·(d_model·d_kv)^-0.5, d_kv the head width (8 in tiny configs).
+        for dkv in (8, 16, 32, 64, 128, 256):
             yield Scheme(
                 key="normal",
                 label=f"normal(std=(d_model*{dkv})^-0.5) (t5 query)",

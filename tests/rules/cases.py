@@ -145,8 +145,9 @@ def _normal(shape: tuple[int, ...], std: float, seed: int = 2) -> np.ndarray:
 
 
 def _siblings(outlier: bool) -> onnx.ModelProto:
-    """Six residual-free layers.{i}.fc.weight drawn N(0, 0.02); one left at PyTorch default."""
-    ws = [_normal((64, 64), 0.02, seed=10 + k) for k in range(6)]
+    """Six residual-free layers.{i}.fc.weight drawn kaiming_normal (relu); one left at PyTorch
+    default (another family and scale, a plausible scheme on its own)."""
+    ws = [_normal((64, 64), math.sqrt(2 / 64), seed=10 + k) for k in range(6)]
     if outlier:
         ws[3] = M.torch_default((64, 64), 64, 99)
     names = [f"layers.{k}.fc.weight" for k in range(6)]
@@ -177,7 +178,18 @@ CASES = (
         frozenset({"IA201"}),
     ),
     Case("IA201-good-kaiming", lambda: _fc2(_normal((128, 128), math.sqrt(2 / 128))), NONE),
-    Case("IA201-good-hf-normal", lambda: _fc2(_normal((64, 64), 0.02)), NONE),
+    # HF's fixed 0.02 is a recipe where norms or a residual stream reset the scale; in a plain
+    # stack at fan_in 64 it keeps 1/80 of the signal per layer.
+    Case(
+        "IA201-bad-hf-normal-in-a-plain-stack",
+        lambda: _fc2(_normal((64, 64), 0.02)),
+        frozenset({"IA201"}),
+    ),
+    Case(
+        "IA201-good-hf-normal-alone",
+        lambda: M.mlp([_normal((64, 64), 0.02)], names=["fc2.weight"]),
+        NONE,
+    ),
     Case(
         "IA202-bad-one-sided-uniform",
         lambda: _fc2(M.rng(3).uniform(0, 0.2, size=(128, 128)).astype(np.float32)),

@@ -91,8 +91,13 @@ def test_framework_schemes_identified_without_warning(
     "scheme", ["pytorch_default", "kaiming_normal_relu", "xavier_uniform", "flax_lecun_normal"]
 )
 def test_x10_and_x01_of_fan_schemes_are_mis_scaled(
-    tmp_path: Path, scheme: str, factor: float, fan_in: int
+    tmp_path: Path, scheme: str, factor: float, fan_in: int, request: pytest.FixtureRequest
 ) -> None:
+    if (scheme, factor, fan_in) == ("kaiming_normal_relu", 0.1, 64):
+        # 0.1 x sqrt(2/64) = 0.0177 is timm's trunc_normal_tf_(std=.02) (final std 0.0176),
+        # a recipe: one layer drawn so, with nothing after it to compound, is that recipe.
+        # The trade of this one cell for no false alarm on timm's models (issue 14).
+        request.applymarker(pytest.mark.xfail(strict=True, reason="a timm recipe"))
     o, i = _shape(fan_in)
     result = _audit(tmp_path, factor * draw(scheme, o, i, fan_in), SCHEMES[scheme][2])
     assert "IA201" in {f.rule for f in result.findings}, [t.scheme for t in result.tensors]
@@ -108,9 +113,17 @@ def test_naive_standard_normal_is_mis_scaled(tmp_path: Path, fan_in: int) -> Non
 
 
 @pytest.mark.parametrize("fan_in", [16, 32, 64])
-def test_naive_small_normal_is_mis_scaled(tmp_path: Path, fan_in: int) -> None:
+def test_naive_small_normal_is_mis_scaled_in_a_plain_stack(tmp_path: Path, fan_in: int) -> None:
+    """N(0, 0.01) is a recipe (timm's Linears, torchvision's heads) where a normalization or a
+    residual stream resets the scale; alone it is that recipe; in a plain stack every layer
+    loses fan_in · 1e-4 / 2 of the signal: mis-scaled, layer by layer."""
     w = np.random.default_rng(0).normal(0, 0.01, (fan_in, fan_in))
-    assert "IA201" in {f.rule for f in _audit(tmp_path, w, "Relu").findings}
+    assert "IA201" not in {f.rule for f in _audit(tmp_path, w, "Relu").findings}
+    r = np.random.default_rng(1)
+    stack = M.mlp([r.normal(0, 0.01, (fan_in, fan_in)).astype(np.float32) for _ in range(3)])
+    result = audit_file(M.save(stack, tmp_path / "stack.onnx"))
+    # The last layer is the head, where N(0, 0.01) is torchvision's own recipe.
+    assert {f.tensor for f in result.findings if f.rule == "IA201"} == {"fc1.weight", "fc2.weight"}
 
 
 def test_tiny_tensor_gets_no_guess(tmp_path: Path) -> None:
