@@ -21,6 +21,9 @@ from initaudit.stats.values import Values
 COLUMNS = 32
 SKIP_ROWS = 4
 MIN_ROWS = 8
+# A sin/cos table reaches ±1 (its ω = 0 cosine column is all ones, and sin(p·ω) comes close);
+# a table that stays far below is no position table, whatever its recurrence residuals.
+REACH = 0.5
 # Largest recurrence residual per storage type: a few roundings of values bounded by 1.
 _TOL = {"double": 1e-9, "float": 1e-5, "float16": 4e-3, "bfloat16": 3e-2}
 
@@ -30,6 +33,8 @@ def is_sinusoidal(values: Values, dtype: str, lo: float, hi: float) -> bool:
     tol = _TOL.get(dtype)
     if tol is None or values.ndim != 2 or lo < -1.0 - tol or hi > 1.0 + tol:
         return False
+    if max(-lo, hi) < REACH:
+        return False  # the residual's tolerance is absolute: a table of tiny values passes it
     rows, cols = values.shape
     skip = SKIP_ROWS if rows >= MIN_ROWS + SKIP_ROWS else 0
     if rows - skip < MIN_ROWS or cols < 2:
