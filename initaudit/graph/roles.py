@@ -68,7 +68,7 @@ class Roles:
         best: tuple[int, int, Layout, Reach] | None = None
         for order, r in enumerate(reaches):
             lay = layout_for(r.node, r.slot, r.shape) or self._context_role(r, dims)
-            if lay.role == Role.EMBEDDING and self._added_to_logits(r.node):
+            if lay.role == Role.EMBEDDING and self._gathered_bias(r.node):
                 lay = Layout(role=Role.BIAS)
             key = (_ROLE_RANK[lay.role], order)
             if best is None or key < best[:2]:
@@ -154,38 +154,51 @@ class Roles:
             return Layout(role=Role.SCALE)
         return Layout(role=Role.OTHER)
 
-    def _added_to_logits(self, lookup: Node) -> bool:
-        """A table whose gathered rows are added to attention logits is a bias, not an
-        embedding: its rows are no features flowing into matmuls (timm LeViT's zero
-        ``attention_biases``, Swin's relative position tables, T5's relative attention bias,
-        all gathered by relative position and added to Q·Kᵀ before the Softmax).
+    def _gathered_bias(self, lookup: Node) -> bool:
+        """A table whose gathered rows are added to attention logits, or to a layer's output,
+        is a bias, not an embedding: its rows are no features flowing into matmuls (timm
+        LeViT's and EfficientViT's zero ``attention_biases``, Swin's relative position
+        tables, T5's relative attention bias, all gathered by relative position and added to
+        Q·Kᵀ before the Softmax; a mixture-of-experts' per-expert biases, gathered by expert
+        and added to the expert's output).
 
         From the lookup's output, layout ops, constant rescales and Adds are followed; a
-        Softmax reached that way means logits, anything else (a normalization, a linear op)
-        means features.
+        Softmax reached that way means logits, an Add with a weighted layer's output means a
+        bias, anything else (a normalization, a linear op, another table) means features.
         """
-        frontier = [o for o in lookup.outputs if o]
+        # (value, whether an Add was passed on the way): only the first Add's other operand
+        # tells a bias from features; past it the walk would reach the residual stream. Before
+        # that Add, any other use of the rows (a normalization, a matmul: the word embedding
+        # of a pre-norm network is also the residual stream's start) makes them features.
+        frontier = [(o, False) for o in lookup.outputs if o]
         seen: set[str] = set()
+        bias = False
         while frontier and len(seen) < _LOGIT_WALK:
-            value = frontier.pop()
+            value, added = frontier.pop()
             if value in seen:
                 continue
             seen.add(value)
-            for node, _slot in self.index.consumers_of(value):
+            for node, slot in self.index.consumers_of(value):
                 op = node.op_type
                 if op in SOFTMAX_OPS:
                     return True
+                if op in ADDITIVE and not added:
+                    others = [i for j, i in enumerate(node.inputs) if j != slot and i]
+                    bias = bias or any(self._linear_source(i) is not None for i in others)
                 constant_rescale = op in SCALING and all(
                     self.consts.is_constant(i) for i in node.inputs if i and i != value
                 )
-                if (
+                passes = (
                     op in LAYOUT_OPS
                     or op in ADDITIVE
                     or op in ("Expand", "Tile")
                     or constant_rescale
-                ):
-                    frontier.extend(o for o in node.outputs[:1] if o)
-        return False
+                )
+                if passes:
+                    frontier.extend((o, added or op in ADDITIVE) for o in node.outputs[:1] if o)
+                elif not added:
+                    return False  # used as features before any Add
+        return bias
 
     def _linear_source(self, value: str) -> Node | None:
         """The weight-bearing linear op whose output ``value`` is, looking back through

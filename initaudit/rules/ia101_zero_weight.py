@@ -28,7 +28,9 @@ class ZeroWeight(Rule):
 
     Zeros are a technique, not a bug, where the layer's output reaches a linear end: the last
     layer of a residual branch (torchvision `zero_init_residual`, Fixup, LoRA-B, adaLN-Zero),
-    a readout or head (muP, Fixup), a gate, or a muP query projection. There the finding is
+    a readout or head (muP, Fixup), a gate, or a muP query projection; and a layer an
+    exporter folded a γ = 0 BatchNorm into (timm's zero_init_last, torchvision's
+    zero_init_residual: the fold carries the zero into the conv). There the finding is
     reported at severity info and names the pattern it matches.
     """
 
@@ -71,7 +73,18 @@ _INTENTIONAL = {
 }
 
 
+# A BatchNorm with γ = 0 folded into the layer before it at export zeroes that layer's weight:
+# timm's zero_init_last (cspnet.py:237-238, byobnet, resnet) and torchvision's
+# zero_init_residual zero the last BatchNorm of a block, which the fold then carries.
+_FOLDED_ZERO = (
+    "a zero-initialized BatchNorm (γ = 0: zero_init_last / zero_init_residual) that the "
+    "exporter folded into this layer"
+)
+
+
 def intentional_zero(site: WeightSite) -> str | None:
+    if site.folded_norm:
+        return _FOLDED_ZERO
     act = site.activation
     if act is None or act.kind != Kind.LINEAR or act.end is None:
         return None

@@ -16,7 +16,10 @@ _FIX = Fix(
 
 MIN_EFFECT = 0.1  # |mean| / std below this is harmless whatever n says
 # Exact structures, not draws: a sinusoidal position table's cosines are positive on average.
-_CENTRED = frozenset({"identity", "dirac", "orthogonal", "constant", "zeros", "ones", "sinusoidal"})
+# Exact structures and computed tables: centred or not by design.
+_CENTRED = frozenset(
+    {"identity", "dirac", "orthogonal", "constant", "zeros", "ones", "sinusoidal", "fixed_filter"}
+)
 
 
 class Offset(Rule):

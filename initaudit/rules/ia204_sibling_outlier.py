@@ -58,7 +58,7 @@ class SiblingOutlier(Rule):
     def check(self, ctx: RuleContext) -> Iterator[Finding]:
         groups: dict[tuple[object, ...], list[tuple[WeightSite, SiteStats]]] = defaultdict(list)
         for site, st in ctx.judged():
-            if st.fit.family == Family.CONSTANT or not st.moments.std:
+            if st.fit.family in (Family.CONSTANT, Family.FIXED) or not st.moments.std:
                 continue
             groups[_key(site)].append((site, st))
         for key, members in groups.items():

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from initaudit.graph.model import Kind, ModelFacts, WeightSite
-from initaudit.stats import dists
+from initaudit.stats import distinct, dists
 from initaudit.stats.dists import family_cdf, ks_statistic
 from initaudit.stats.kolmogorov import critical_value
 from initaudit.stats.model import (
@@ -76,7 +76,17 @@ def fit_scheme(
         return exact
     if m.min is not None and m.max is not None and is_sinusoidal(values, site.dtype, m.min, m.max):
         return SINUSOIDAL
-    sample = break_ties(subsample(values))
+    drawn = subsample(values)
+    if _designed(site, values, drawn):
+        return SchemeFit(
+            scheme=f"fixed filter ({distinct.count(drawn)} distinct values)",
+            key="fixed_filter",
+            family=Family.FIXED,
+            statistic=0.0,
+            n=0,
+            matched=True,
+        )
+    sample = break_ties(drawn)
     n = sample.size
     crit = critical_value(n)
     cands = [*extra, *candidates(site, facts)]
@@ -115,6 +125,33 @@ def fit_scheme(
         closest=closest,
         fan_based=closest,
     )
+
+
+# A random draw of this many values in a fine float type has nearly as many distinct values;
+# a designed filter (timm's binomial blur kernel [1, 2, 1]⊗[1, 2, 1]/16 repeated per channel,
+# resnetblur/densenetblur's ``filt``) has a handful, whatever its size.
+DESIGNED_MAX_VALUES = 16
+DESIGNED_MIN_SIZE = 64
+DESIGNED_MAX_SIZE = 1 << 22  # read whole to compare its channels: a filter bank is small
+_FINE_STORAGE = frozenset({"double", "float", "float16", "bfloat16"})
+
+
+def _designed(site: WeightSite, values: Values, drawn: np.ndarray) -> bool:
+    """A fixed filter, not an init scheme's draw: few distinct values in a fine float type
+    (quantized and float8 weights live on a coarse grid and are not read so), and every
+    output channel the same kernel. A random {0, 1} matrix (``torch.randint``) has few values
+    too, but rows that differ: it is judged."""
+    if (
+        site.quant is not None
+        or site.dtype not in _FINE_STORAGE
+        or drawn.size < DESIGNED_MIN_SIZE
+        or distinct.count(drawn) > DESIGNED_MAX_VALUES
+        or values.ndim < 2
+        or values.size > DESIGNED_MAX_SIZE
+    ):
+        return False
+    rows = values.array().reshape(values.shape[0], -1)
+    return bool(np.all(rows == rows[0]))
 
 
 def _best_match(

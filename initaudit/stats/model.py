@@ -23,6 +23,7 @@ class Family(StrEnum):
     IDENTITY = "identity"
     DIRAC = "dirac"
     SINUSOIDAL = "sinusoidal"
+    FIXED = "fixed"  # a designed filter of a few values (a blur kernel), not a random draw
     UNKNOWN = "unknown"  # fits none of the random families
 
 

@@ -148,3 +148,86 @@ def test_a_head_with_the_bodys_fan_out_relu_init_is_not_mis_scaled(tmp_path: Pat
     result = _audit(tmp_path, m)
     assert _findings(result, "fc3.weight") == {"IA301": "info"}
     assert result.tensor("fc3.weight").scheme == "kaiming_uniform(fan_out, relu)"
+
+
+def _experts_with_bias(embed_into_stream: bool) -> onnx.ModelProto:
+    """A per-expert bias table, gathered by the routed expert index and added to the expert's
+    output (HF MoE ``down_proj_bias``, zero by design); beside it a word embedding whose rows
+    start a pre-norm residual stream (they are added to a layer's output too, but also feed
+    the norm and the matmuls: features)."""
+    r = M.rng(8)
+    nodes = [
+        helper.make_node("Gather", ["wte", "ids"], ["h"]),
+        helper.make_node("LayerNormalization", ["h", "ln.w", "ln.b"], ["n"], axis=-1),
+        helper.make_node("MatMul", ["n", "expert.weight"], ["e"]),
+        helper.make_node("Gather", ["expert.bias", "expert_idx"], ["eb"]),
+        helper.make_node("Add", ["e", "eb"], ["eo"]),
+        helper.make_node("Add", ["h" if embed_into_stream else "n", "eo"], ["y"]),
+    ]
+    inits = [
+        M.tensor("wte", r.normal(0, 0.02, (50, 16)).astype(np.float32)),
+        M.tensor("ln.w", np.ones(16, np.float32)),
+        M.tensor("ln.b", np.zeros(16, np.float32)),
+        M.tensor("expert.weight", r.normal(0, 0.02, (16, 16)).astype(np.float32)),
+        M.tensor("expert.bias", np.zeros((4, 16), np.float32)),
+        M.tensor("expert_idx", np.array([[1, 3]], np.int64)),
+    ]
+    ids = M.value_info("ids", [1, 2], onnx.TensorProto.INT64)
+    return M.model(nodes, inits, [ids], [M.value_info("y", None)])
+
+
+def test_a_gathered_table_added_to_a_layer_output_is_a_bias(tmp_path: Path) -> None:
+    result = _audit(tmp_path, _experts_with_bias(embed_into_stream=True))
+    assert result.tensor("expert.bias").role == "bias"
+    assert _findings(result, "expert.bias") == {}
+    assert result.tensor("wte").role == "embedding"
+
+
+def test_a_zero_gamma_batchnorm_folded_into_a_conv_is_intentional(tmp_path: Path) -> None:
+    """timm CSPDarkNet's zero_init_last zeroes a block's last BatchNorm; the legacy exporter
+    folds it into the conv (weight renamed onnx::Conv_N), whose weight is then all zeros
+    though its output goes through an activation (timm cspnet.py:237-238)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "conv1.weight"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["ra"]),
+        helper.make_node(
+            "Conv", ["ra", "onnx::Conv_17", "onnx::Conv_18"], ["b"], pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("LeakyRelu", ["b"], ["rb"], alpha=0.1),
+        helper.make_node("Add", ["rb", "x"], ["y"]),
+    ]
+    inits = [
+        M.tensor("conv1.weight", M.torch_default((8, 8, 3, 3), 72, 1)),
+        M.tensor("onnx::Conv_17", np.zeros((8, 8, 3, 3), np.float32)),
+        M.tensor("onnx::Conv_18", np.zeros(8, np.float32)),
+    ]
+    m = M.model(nodes, inits, [M.value_info("x", [1, 8, 8, 8])], [M.value_info("y", None)])
+    result = _audit(tmp_path, m)
+    assert _findings(result, "onnx::Conv_17") == {"IA101": "info"}
+
+
+def _blur(filt: np.ndarray) -> onnx.ModelProto:
+    """timm resnetblur's anti-aliasing: a depthwise conv with a fixed binomial kernel."""
+    c = filt.shape[0]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv.weight"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Conv", ["r", "aa.filt"], ["y"], pads=[1, 1, 1, 1], group=c),
+    ]
+    inits = [
+        M.tensor("conv.weight", M.torch_default((c, c, 3, 3), 9 * c, 1)),
+        M.tensor("aa.filt", filt),
+    ]
+    return M.model(nodes, inits, [M.value_info("x", [1, c, 8, 8])], [M.value_info("y", None)])
+
+
+def test_a_fixed_blur_filter_is_no_one_sided_draw(tmp_path: Path) -> None:
+    """timm's BlurPool2d filt = [1, 2, 1]⊗[1, 2, 1] / 16 per channel: mean 0.11, no offset."""
+    k = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16
+    filt = np.broadcast_to(k, (16, 1, 3, 3)).astype(np.float32).copy()
+    result = _audit(tmp_path, _blur(filt))
+    assert _findings(result, "aa.filt") == {}
+    assert (result.tensor("aa.filt").scheme or "").startswith("fixed filter")
+    # Random {0, 1} draws per channel (a torch.randint bug) have few values but differ.
+    coin = M.rng(3).integers(0, 2, (16, 1, 3, 3)).astype(np.float32)
+    assert "IA202" in _findings(_audit(tmp_path, _blur(coin)), "aa.filt")
