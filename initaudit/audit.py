@@ -201,7 +201,7 @@ def _tensor_report(site: WeightSite, st: SiteStats) -> TensorReport:
         fan_in=site.fan_in,
         fan_out=site.fan_out,
         activation=act.label if act else None,
-        normalized=bool(act and act.normalized),
+        normalized=bool(act and act.normalized) or site.into_norm,
         scheme=_scheme_label(st),
         mean=m.mean,
         std=m.std,

@@ -50,6 +50,8 @@ def activation_after(index: GraphIndex, consts: Constants, value: str) -> Activa
             first_end = End.OUTPUT
         for node, _slot in consumers:
             act = _single(consts, node)
+            if act is not None and act.kind == Kind.SOFTMAX:
+                act = replace(act, end=_softmax_end(index, node))
             if act is not None:
                 return replace(act, normalized=normalized)
         for node, slot in consumers:
@@ -115,6 +117,25 @@ def _step(
             return out, True, None  # x - mean(x): decomposed LayerNorm
         return None, False, End.RESIDUAL if op in ("Add", "Sub") else End.GATE
     return None, False, None
+
+
+def _softmax_end(index: GraphIndex, softmax: Node) -> End:
+    """OUTPUT when the probabilities are what the graph returns (a classifier exported with
+    its softmax), GATE when the network goes on with them: a mixture-of-experts router, whose
+    logits' scale is a routing temperature (Switch Transformers draws it N(0, 1))."""
+    queue = deque(o for o in softmax.outputs if o)
+    seen: set[str] = set()
+    while queue and len(seen) < MAX_WALK:
+        v = queue.popleft()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in index.graph_outputs:
+            return End.OUTPUT
+        queue.extend(
+            o for node, _ in index.consumers_of(v) if node.op_type in PASS_OPS for o in node.outputs
+        )
+    return End.GATE
 
 
 def _producer_op(index: GraphIndex, value: str) -> str | None:

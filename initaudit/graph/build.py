@@ -35,5 +35,5 @@ def build_graph(loaded: LoadedModel) -> ModelGraph:
         # Scalars are audited too (a NaN mixing coefficient is a defect): op constants
         # (0.5, sqrt 2, eps) are role "other", which only the integrity rules read.
         found.append((site, primary))
-    sites = tuple(roles.with_bias_fans(found))
+    sites = tuple(roles.with_streams(roles.with_bias_fans(found)))
     return ModelGraph(index=index, consts=consts, sites=sites, facts=model_facts(sites))

@@ -152,6 +152,11 @@ class WeightSite:
     hidden_size: int | None = None  # of the recurrent op (LSTM/GRU/RNN) reading it
     scope: str = ""  # the framework module of the node that gives it its role (graph/index.py)
     folded_norm: bool = False  # that node is a layer an exporter folded a BatchNorm into
+    bias: str | None = None  # of a weight: the stored tensor added to its layer's output
+    # Of an embedding: the value its rows are summed into with other tables' (graph/streams.py)
+    # and whether a normalization takes their sum (or its rows alone) next.
+    stream: str | None = None
+    into_norm: bool = False
 
     @property
     def size(self) -> int:

@@ -221,10 +221,25 @@ PATTERN_OPS = frozenset(
 )
 GATE_OPS = frozenset({"Erf", "Tanh", "Sigmoid", "Softplus", "HardSigmoid", "Clip", "Relu"})
 # A decomposed LayerNorm/RMSNorm divides by a statistic of its input: these reductions, reached
-# back through NORM_FACTOR_OPS (the +eps, sqrt, reciprocal around them).
+# back through NORM_FACTOR_OPS (the +eps, sqrt, reciprocal around them; the clamp and expand of
+# F.normalize, x / max(‖x‖, eps).expand_as(x), which the dynamo exporter writes as ReduceL2,
+# Clip, Expand, Div).
 NORM_STATISTICS = frozenset({"ReduceMean", "ReduceL2", "ReduceSumSquare", "ReduceSum"})
 NORM_FACTOR_OPS = frozenset(
-    {"Add", "Cast", "Div", "Pow", "Mul", "Identity", "Sqrt", "Reciprocal", "Rsqrt"}
+    {
+        "Add",
+        "Cast",
+        "Div",
+        "Pow",
+        "Mul",
+        "Identity",
+        "Sqrt",
+        "Reciprocal",
+        "Rsqrt",
+        "Clip",
+        "Max",
+        "Expand",
+    }
 )
 
 # Activation ops the depth model evaluates on its Gaussian grid, by the function it uses.

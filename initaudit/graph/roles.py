@@ -37,6 +37,7 @@ from initaudit.graph.ops import (
 )
 from initaudit.graph.patterns import is_norm_factor
 from initaudit.graph.shapes import Shape
+from initaudit.graph.streams import table_stream
 from initaudit.graph.trace import Reach
 
 # Among a tensor's uses, the most specific role wins (lowest rank).
@@ -60,6 +61,7 @@ class Roles:
     def __init__(self, index: GraphIndex, consts: Constants) -> None:
         self.index = index
         self.consts = consts
+        self._folded_summands: dict[str, tuple[str, ...]] = {}
 
     def site(
         self, name: str, dims: Shape, dtype: str, reaches: Sequence[Reach]
@@ -93,6 +95,11 @@ class Roles:
             return site, None
         _, _, lay, r = best
         units = lay.units if r.shape == dims else _units_if_untransposed(lay.units, r, dims)
+        stream = (
+            table_stream(self.index, self.consts, r.node) if lay.role == Role.EMBEDDING else None
+        )
+        if stream is not None and stream.constants:
+            self._folded_summands[name] = stream.constants
         site = WeightSite(
             name=name,
             node=r.node.name,
@@ -109,8 +116,23 @@ class Roles:
             hidden_size=lay.hidden_size,
             scope=r.node.scope,
             folded_norm=r.node.folded_norm,
+            bias=self._bias_of(r.node) if lay.role == Role.WEIGHT else None,
+            stream=stream.value if stream else None,
+            into_norm=bool(stream and stream.normalized),
         )
         return site, r
+
+    def with_streams(self, sites: Sequence[WeightSite]) -> list[WeightSite]:
+        """Folded position tables join the stream of the lookups they are summed with."""
+        joined: dict[str, str] = {}
+        for s in sites:
+            if s.role == Role.EMBEDDING and s.stream is not None:
+                for name in self._folded_summands.get(s.name, ()):
+                    joined.setdefault(name, s.stream)
+        return [
+            replace(s, stream=joined[s.name]) if s.name in joined and s.stream is None else s
+            for s in sites
+        ]
 
     def with_bias_fans(self, found: Sequence[tuple[WeightSite, Reach | None]]) -> list[WeightSite]:
         """Biases take the fan_in of the layer they are added to (PyTorch draws them
@@ -134,6 +156,37 @@ class Roles:
         if fan_in is None:
             return site
         return replace(site, fan_in=fan_in, fan_out=site.size)
+
+    def _bias_of(self, layer: Node) -> str | None:
+        """The stored tensor added to a layer's output: Gemm/Conv's third input, or the
+        constant operand of the Add right after it (through layout ops). A rule tells a layer
+        whose constant bias is its whole output at init (IA201's near-identity gates)."""
+        if layer.op_type in ("Gemm", "Conv", "ConvTranspose") and layer.input(2):
+            return self._stored_name(layer.input(2))
+        value = layer.outputs[0] if layer.outputs else ""
+        for _ in range(_LOOK_BACK):
+            consumers = self.index.consumers_of(value)
+            if len(consumers) != 1:
+                return None
+            node, slot = consumers[0]
+            if node.op_type == "Add":
+                other = node.input(1 - slot)
+                return self._stored_name(other) if self.consts.is_constant(other) else None
+            if node.op_type not in LAYOUT_OPS or not node.outputs:
+                return None
+            value = node.outputs[0]
+        return None
+
+    def _stored_name(self, value: str) -> str | None:
+        """The stored tensor a constant operand is, looking back through layout ops."""
+        for _ in range(_LOOK_BACK):
+            node = self.index.producer_of(value)
+            if node is None or node.op_type == "Constant":
+                return value
+            if node.op_type not in LAYOUT_OPS:
+                return None
+            value = node.input(0)
+        return None
 
     def _context_role(self, r: Reach, dims: Shape) -> Layout:
         """Role of a tensor feeding an elementwise op: a bias, a norm affine, or a scale."""
@@ -208,7 +261,7 @@ class Roles:
             if node is None:
                 return None
             if node.op_type in LINEAR_OPS:
-                has_weight = any(self.consts.is_constant(i) for i in node.inputs if i)
+                has_weight = any(self._is_weight(i) for i in node.inputs if i)
                 return node if has_weight else None
             if node.op_type in SCALING:
                 dynamic = [i for i in node.inputs if i and not self._is_scale_like(i)]
@@ -220,6 +273,22 @@ class Roles:
                 return None
             value = node.input(0)
         return None
+
+    def _is_weight(self, value: str) -> bool:
+        """A constant operand, or a slice selected from a stored bank (a mixture-of-experts
+        ``gate_up_proj[e]``: a Gather of a constant by a routed index, trace.py)."""
+        for _ in range(_LOOK_BACK):
+            if self.consts.is_constant(value):
+                return True
+            node = self.index.producer_of(value)
+            if node is None:
+                return False
+            if node.op_type == "Gather":
+                return self.consts.is_constant(node.input(0))
+            if node.op_type not in LAYOUT_OPS:
+                return False
+            value = node.input(0)
+        return False
 
     def _is_scale_like(self, value: str) -> bool:
         """A constant, or the input_scale*weight_scale product of dynamic quantization."""
@@ -269,8 +338,14 @@ class Roles:
 
 
 def _units_if_untransposed(units: UnitLayout | None, r: Reach, dims: Shape) -> UnitLayout | None:
-    """Map the unit axis back to the stored tensor when the path was a plain 2-D transpose."""
-    if units is None or r.shape is None or len(dims) != 2 or len(r.shape) != 2:
+    """Map the unit axis back to the stored tensor when the path was a plain 2-D transpose,
+    or a selection of one slice of a stacked parameter (trace.py ``_selected``)."""
+    if units is None or r.shape is None:
+        return None
+    if len(dims) == len(r.shape) + 1 and r.shape == dims[1:]:
+        shifted = replace(units, axis=units.axis + 1, group_axis=units.group_axis + 1)
+        return replace(shifted, batch_dims=units.batch_dims + 1)
+    if len(dims) != 2 or len(r.shape) != 2:
         return None
     if r.shape == (dims[1], dims[0]) and units.groups == 1 and units.gates == 1:
         return UnitLayout(axis=1 - units.axis)

@@ -76,6 +76,9 @@ class Tracer:
                     if joined is not None:
                         queue.append((joined, shape, quant))
                         continue
+                if self._is_selection(node, slot, shape):
+                    queue.append((node.outputs[0], self._selected(node, shape), quant))
+                    continue
                 if op in TRACE_THROUGH and slot == 0 and node.outputs and node.outputs[0]:
                     if op == "DequantizeLinear" and node.input(1):
                         quant = Quantization(
@@ -97,6 +100,37 @@ class Tracer:
                         axis = -1 if op == "MatMulInteger" else 0
                         quant = Quantization(scale=scale, zero_point=node.input(3), axis=axis)
                 yield Reach(node=node, slot=slot, shape=shape, quant=quant)
+
+    @staticmethod
+    def _is_selection(node: Node, slot: int, shape: Shape | None) -> bool:
+        """Whether a Gather picks slices out of a stacked parameter rather than looking up rows.
+
+        A table of rank 3 or more is a stack of parameters, not rows of features: a
+        mixture-of-experts bank (HF's batched experts, ``gate_up_proj [E, hidden, 2·inter]``
+        used as ``x @ gate_up_proj[e]``; JetMoE's ``input_linear.weight[e]`` into a Gemm) or
+        a ``[1, N, D]`` position table sliced with ``[:, 0]`` (YOLOS, a Gather along axis 1).
+        The slice is traced on to the op that uses it, whose layout gives the fans.
+        """
+        return (
+            node.op_type == "Gather"
+            and slot == 0
+            and shape is not None
+            and len(shape) >= 3
+            and bool(node.outputs and node.outputs[0])
+        )
+
+    def _selected(self, node: Node, shape: Shape | None) -> Shape | None:
+        """The selected slice's shape; an expert index that is not a known constant is taken
+        as one scalar (one expert), along another axis the shape is then unknown."""
+        if shape is None:
+            return None
+        axis = node.attrs.axis or 0
+        axis = axis + len(shape) if axis < 0 else axis
+        index = self.consts.small_value(node.input(1))
+        if not 0 <= axis < len(shape) or (index is None and axis != 0):
+            return None
+        picked = () if index is None else tuple(int(d) for d in index.shape)
+        return shape[:axis] + picked + shape[axis + 1 :]
 
     def _reordered(self, value: str, piece: Node) -> str | None:
         """The output of a Concat that reassembles ``value`` from its own slices.

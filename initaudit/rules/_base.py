@@ -6,6 +6,7 @@ arrays: only :class:`WeightSite` (graph facts) and :class:`SiteStats` (measureme
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,7 +15,7 @@ from typing import ClassVar
 from initaudit.config import DEFAULT, Config
 from initaudit.findings import Finding, Severity
 from initaudit.fixes import BOTH, Fix, Framework, scheme_fix
-from initaudit.graph.model import MATRIX_ROLES, Role, WeightSite
+from initaudit.graph.model import MATRIX_ROLES, End, Kind, Role, WeightSite
 from initaudit.signal.model import DepthProfile
 from initaudit.stats.measure import SiteStats
 from initaudit.stats.model import Family, Scheme
@@ -23,6 +24,7 @@ from initaudit.stats.recommend import recommended
 HOUSE_MIN = 2  # matched weights that must agree on a fixed std before a fix names it
 
 TRAINED_MIN_SIZE = 1024
+GATE_BIAS_SHARE = 0.1  # of a near-identity gate: its weight's output against its bias
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +92,27 @@ class RuleContext:
                 continue
             if st.tied_to is None and st.fit.scheme is not None:
                 yield site, st
+
+    @cached_property
+    def identity_gates(self) -> frozenset[str]:
+        """Gates drawn near zero beside a constant bias, and those biases: such a layer starts
+        as the constant. timm's gMLP does it on purpose (``SpatialGatingUnit.init_weights``,
+        mlp_mixer.py:211-213: ``normal_(self.proj.weight, std=1e-6); ones_(self.proj.bias)``),
+        the near-identity sibling of a zero-initialized gate (IA101 info): the weight's std
+        says how little the gate moves at init, not a scale the signal compounds. For unit
+        inputs the weight adds at most GATE_BIAS_SHARE of the bias."""
+        names: set[str] = set()
+        for site, st in self.weights():
+            act = site.activation
+            if act is None or act.kind != Kind.LINEAR or act.end != End.GATE or not site.fan_in:
+                continue
+            bias = self.stats.get(site.bias) if site.bias else None
+            if bias is None or bias.moments.std != 0.0 or not bias.moments.mean:
+                continue
+            share = (st.moments.std or 0.0) * math.sqrt(site.fan_in)
+            if share <= GATE_BIAS_SHARE * abs(bias.moments.mean):
+                names.update((site.name, site.bias or ""))
+        return frozenset(names)
 
     @cached_property
     def looks_trained(self) -> bool:

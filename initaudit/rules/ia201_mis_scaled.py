@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
-from initaudit.graph.model import Role, WeightSite
+from initaudit.graph.model import End, Role, WeightSite
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
 
@@ -23,9 +23,15 @@ class MisScaled(Rule):
     shared `initializer_range`, timm's 0.01 and TF-style truncated 0.02) is a scheme where a
     normalization or a residual stream resets the scale it sets; in a stack with neither, it
     is judged against the fan-based schemes like any other std. A layer whose output a
-    normalization resets (a
-    BatchNorm or LayerNorm after it, or one the exporter folded into it) is judged only ten
-    times further out: its scale matters to training only through the effective step size.
+    normalization resets (a BatchNorm or LayerNorm after it, F.normalize, or a BatchNorm the
+    exporter folded into it) is judged only ten times further out: its scale matters to
+    training only through the effective step size; so are embeddings whose rows (summed with
+    the other tables of the input) go straight into a normalization. A router's logits
+    (softmax probabilities the network goes on with) may be drawn N(0, 1) as Switch
+    Transformers does, and a gate drawn near zero beside a constant bias (timm gMLP's spatial
+    gate, std 1e-6 with bias 1) starts as that constant: neither is judged as a fan-based
+    layer. A classifier head scaled below every scheme
+    (timm's `head_init_scale`, muP's readout) makes small logits by design: info.
 
     ## Why it matters
     Each layer multiplies the signal's variance by fan_in·Var(W) times the activation's factor.
@@ -62,7 +68,9 @@ class MisScaled(Rule):
                         fix="re-initialize it with the configured scheme",
                     )
                 continue
-            normalized = site.activation is not None and site.activation.normalized
+            if site.name in ctx.identity_gates:
+                continue
+            normalized = bool(site.activation and site.activation.normalized) or site.into_norm
             # An embedding's scale is a convention, not a fan's: only layers compound.
             plain = ctx.depth is not None and ctx.depth.plain and site.role != Role.EMBEDDING
             if _misscaled(st, limit * NORMALIZED_SLACK if normalized else limit, plain):
@@ -89,6 +97,18 @@ class MisScaled(Rule):
                 f"std {std:.3g} matches the fixed-std recipe {fit.scheme}, but in a network "
                 "with no normalization and no residual connection every layer's scale "
                 f"compounds into the next: {_times(ratio)} the fan-based {near[22:]}"
+            )
+        if ratio < 1 and site.activation is not None and site.activation.end == End.OUTPUT:
+            # Logits start small by design where the head is scaled down: timm's
+            # head_init_scale (eva.py:867-871, `self.head.weight.mul_(head_init_scale)`,
+            # 0.001 for EVA; also beit, convnext, hiera), muP's zero readout. The zero head
+            # is IA101 info for the same reason.
+            msg += (
+                "; this matches a down-scaled classifier head (timm head_init_scale, muP "
+                "readout): small logits at init, which is usually intentional"
+            )
+            return self.finding(
+                site, msg, fix="if intended, ignore IA201 for this tensor", severity=Severity.INFO
             )
         fix = None
         if rec is not None:

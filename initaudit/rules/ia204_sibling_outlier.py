@@ -18,7 +18,14 @@ _FIX = Fix(
     keras="initialize all repeated blocks the same way (the same kernel_initializer in each)",
 )
 
+_STREAM_FIX = Fix(
+    torch="initialize every embedding summed into the input the same way (e.g. "
+    "nn.init.normal_(emb.weight, std=0.02) for each; nn.Embedding alone draws N(0, 1))",
+    keras="give every embedding summed into the input the same embeddings_initializer",
+)
+
 MIN_GROUP = 3
+STREAM_SPREAD = 10.0  # tables of one stream this far apart (by stored std) are not one recipe
 SPREAD = 1.25  # a sibling this far from the group's median std is an outlier
 MAX_OUTLIER_SHARE = 1 / 3
 
@@ -34,7 +41,10 @@ class SiblingOutlier(Rule):
     more than 1.25x from the group's median (and beyond its sampling error), or whose
     distribution family differs from the majority's, is reported when at most a third of the
     group disagrees. A member matched to a scheme tied to its position (T5's query scale,
-    GPT-2's residual projections) is not compared: it differs on purpose.
+    GPT-2's residual projections) is not compared: it differs on purpose. Embedding tables
+    whose rows are summed into one input stream (word, position and token-type embeddings)
+    are siblings too, whatever their names: one whose std is more than 10x the others' is
+    reported (frameworks draw positions at up to half the words' std on purpose).
 
     ## Why it matters
     One outlier among identical blocks is the signature of a copy-paste or skipped-init bug
@@ -64,6 +74,44 @@ class SiblingOutlier(Rule):
         for key, members in groups.items():
             if len(members) >= MIN_GROUP:
                 yield from self._outliers(ctx, key, members)
+        yield from self._stream_outliers(ctx)
+
+    def _stream_outliers(self, ctx: RuleContext) -> Iterator[Finding]:
+        """Tables whose rows are summed into one input stream (word, position and token-type
+        embeddings) are siblings whatever their names: one drawn far larger drowns the others'
+        rows in the sum. Compared by their stored std, as frameworks draw them: CLIP and GPT-2
+        draw positions at half the words' std (0.01 vs 0.02), PLBart multiplies its words by
+        √d before the sum on purpose; a table left at nn.Embedding's N(0, 1) beside 0.02 ones
+        is 50x off. Sinusoidal and constant tables are no draws and are not compared."""
+        if ctx.looks_trained:
+            return
+        streams: dict[str, list[tuple[WeightSite, float]]] = defaultdict(list)
+        for site, st in ctx.measured():
+            m = st.moments
+            garbage = m.n_huge or m.n_tiny or m.n_nonfinite  # IA103/IA105 report those
+            if site.stream and m.std and st.fit.family in RANDOM_FAMILIES and not garbage:
+                streams[site.stream].append((site, m.std))
+        for members in streams.values():
+            if len(members) < 2:
+                continue
+            stds = [std for _, std in members]
+            ref = _median(stds) if len(members) >= MIN_GROUP else min(stds)
+            for site, std in members:
+                if std > STREAM_SPREAD * ref or std * STREAM_SPREAD < ref:
+                    others = ", ".join(
+                        f"{o.name} ({ostd:.3g})" for o, ostd in members if o.name != site.name
+                    )
+                    effect = (
+                        "its rows drown theirs in the sum"
+                        if std > ref
+                        else "their rows drown its own in the sum"
+                    )
+                    yield self.finding(
+                        site,
+                        f"std {std:.3g} is {_factor(std / ref)} the tables summed with it into "
+                        f"one input stream ({others}): {effect}",
+                        fix=ctx.fix(_STREAM_FIX),
+                    )
 
     def _outliers(
         self,
@@ -78,7 +126,7 @@ class SiblingOutlier(Rule):
             return
         stds = [st.moments.std or 0.0 for _, st in members]
         median = _median(stds)
-        families = [st.fit.family for _, st in members]
+        families = [_bell(st.fit.family) for _, st in members]
         common = max(set(families), key=families.count)
         odd = []
         for (site, st), std in zip(members, stds, strict=True):
@@ -87,7 +135,9 @@ class SiblingOutlier(Rule):
                 abs(math.log(std / median)) > math.log(SPREAD) and abs(std - median) > 5 * se
             )
             off_family = (
-                st.fit.family != common and st.fit.fits_family and st.fit.family in RANDOM_FAMILIES
+                _bell(st.fit.family) != common
+                and st.fit.fits_family
+                and st.fit.family in RANDOM_FAMILIES
             )
             if off_scale or off_family:
                 odd.append((site, st, std, off_scale))
@@ -105,6 +155,17 @@ class SiblingOutlier(Rule):
                 f"{what}; siblings: {label} ({len(members)} tensors)",
                 fix=ctx.fix(_FIX),
             )
+
+
+def _factor(ratio: float) -> str:
+    return f"{ratio:.3g}x" if ratio >= 1 else f"1/{1 / ratio:.3g}x"
+
+
+def _bell(family: Family | None) -> Family | None:
+    """Normal and truncated normal count as one family among siblings: frameworks draw one
+    recipe both ways (timm's trunc_normal_ with absolute bounds is a normal in effect at small
+    std), and a small tensor's tails cannot tell them apart (a 128-value attention conv)."""
+    return Family.NORMAL if family == Family.TRUNC_NORMAL else family
 
 
 def _placed(st: SiteStats) -> bool:

@@ -64,6 +64,14 @@ class AffineNotDefault(Rule):
                     "; this matches Gemma-style (1 + w) RMSNorm or a zero_init_residual "
                     "BatchNorm gamma, which is intentional there"
                 )
+            elif site.name in ctx.identity_gates:
+                yield self.finding(
+                    site,
+                    f"{msg}; this is the constant a near-identity gate starts at (its weight is "
+                    "drawn near zero: timm gMLP's spatial gate), which is intentional there",
+                    fix="if intended, ignore IA401 for this tensor",
+                )
+                continue
             elif site.role == Role.NORM_SCALE and _random_near_zero(st.moments):
                 rms = _rms(st.moments)
                 msg = (

@@ -70,7 +70,9 @@ def measure(
         if site.units is not None and moments.n_nonfinite == 0 and moments.min != moments.max:
             dup = find_duplicate_units(values, site.units, finite=True)
         fit = NO_FIT
-        if site.role in MATRIX_ROLES and tied_to is None:
+        # A folded table summed into an input stream is compared with its sibling lookups
+        # (IA204), so it gets a distribution too (sinusoidal ones are no draws).
+        if (site.role in MATRIX_ROLES or site.stream is not None) and tied_to is None:
             fit = fit_scheme(site, values, moments, facts or ModelFacts())
         hist = histogram(values, moments, fit) if histograms else None
         return SiteStats(

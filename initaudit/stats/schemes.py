@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from initaudit.graph.facts import layer_index
-from initaudit.graph.model import End, ModelFacts, Role, WeightSite
+from initaudit.graph.model import End, Kind, ModelFacts, Role, WeightSite
 from initaudit.graph.ops import CONV_OPS
 from initaudit.stats.model import TN_STD, Family, Scheme
 from initaudit.stats.recommend import GAINS
@@ -404,6 +404,18 @@ def _context_schemes(site: WeightSite, facts: ModelFacts, fi: int) -> Iterator[S
                 std=1.0 / math.sqrt(fi * dkv),
                 fix="T5 query init",
             )
+    act = site.activation
+    if act is not None and act.kind == Kind.SOFTMAX and end == End.GATE:
+        # A router's logits (softmax probabilities the network goes on with): HF Switch
+        # Transformers draws the router N(0, f·1) (modeling_switch_transformers.py:645,
+        # `init.normal_(module.router.classifier.weight, mean=0.0, std=factor * 1)`).
+        yield _fixed(
+            "normal",
+            "normal(std=1) (switch transformers router)",
+            N,
+            1.0,
+            "nn.init.normal_(w, std=1.0)",
+        )
     if end == End.OUTPUT and site.fan_out in facts.vocab_sizes:
         # An untied lm_head: T5 draws it N(0, 1) like the embedding.
         yield _fixed(

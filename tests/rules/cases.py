@@ -144,12 +144,17 @@ def _normal(shape: tuple[int, ...], std: float, seed: int = 2) -> np.ndarray:
     return M.rng(seed).normal(0.0, std, size=shape).astype(np.float32)
 
 
-def _siblings(outlier: bool) -> onnx.ModelProto:
+def _siblings(outlier: bool, truncated: bool = False) -> onnx.ModelProto:
     """Six residual-free layers.{i}.fc.weight drawn kaiming_normal (relu); one left at PyTorch
-    default (another family and scale, a plausible scheme on its own)."""
+    default (another family and scale, a plausible scheme on its own), or drawn from the
+    truncated normal of the same std (one recipe, drawn the other way: not an outlier)."""
     ws = [_normal((64, 64), math.sqrt(2 / 64), seed=10 + k) for k in range(6)]
     if outlier:
         ws[3] = M.torch_default((64, 64), 64, 99)
+    if truncated:
+        z = M.rng(98).standard_normal((4 * 64 * 64,))
+        z = z[np.abs(z) <= 2][: 64 * 64].reshape(64, 64) / 0.8796  # unit variance after the cut
+        ws[3] = (z * math.sqrt(2 / 64)).astype(np.float32)
     names = [f"layers.{k}.fc.weight" for k in range(6)]
     return M.mlp(ws, names=names, bias=False)
 
@@ -203,6 +208,12 @@ CASES = (
         "layers.3.fc.weight",
     ),
     Case("IA204-good-consistent-siblings", lambda: _siblings(False), NONE, "layers.3.fc.weight"),
+    Case(
+        "IA204-good-one-sibling-truncated",
+        lambda: _siblings(False, truncated=True),
+        NONE,
+        "layers.3.fc.weight",
+    ),
     Case(
         "IA301-bad-he-before-tanh",
         lambda: _fc2(_normal((128, 128), math.sqrt(2 / 128)), act="Tanh"),

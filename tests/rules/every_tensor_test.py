@@ -150,37 +150,86 @@ def test_a_head_with_the_bodys_fan_out_relu_init_is_not_mis_scaled(tmp_path: Pat
     assert result.tensor("fc3.weight").scheme == "kaiming_uniform(fan_out, relu)"
 
 
-def _experts_with_bias(embed_into_stream: bool) -> onnx.ModelProto:
-    """A per-expert bias table, gathered by the routed expert index and added to the expert's
-    output (HF MoE ``down_proj_bias``, zero by design); beside it a word embedding whose rows
-    start a pre-norm residual stream (they are added to a layer's output too, but also feed
-    the norm and the matmuls: features)."""
+def _experts_with_bias() -> onnx.ModelProto:
+    """HF's batched experts, as the legacy exporter writes them: one expert's matrix selected
+    from a stacked bank ``gate_up_proj [E, hidden, out]`` by the routed index, its per-expert
+    bias gathered from ``gate_up_proj_bias [E, out]`` and added to its output (zero by design:
+    ``nn.Parameter(torch.zeros(...))``); beside them a word embedding whose rows start a
+    pre-norm residual stream (added to a layer's output too, but also fed to the norm and the
+    matmuls: features)."""
     r = M.rng(8)
+    e = M.value_info("e_idx", [], onnx.TensorProto.INT64)
     nodes = [
         helper.make_node("Gather", ["wte", "ids"], ["h"]),
         helper.make_node("LayerNormalization", ["h", "ln.w", "ln.b"], ["n"], axis=-1),
-        helper.make_node("MatMul", ["n", "expert.weight"], ["e"]),
-        helper.make_node("Gather", ["expert.bias", "expert_idx"], ["eb"]),
-        helper.make_node("Add", ["e", "eb"], ["eo"]),
-        helper.make_node("Add", ["h" if embed_into_stream else "n", "eo"], ["y"]),
+        helper.make_node("Gather", ["experts.gate_up_proj", "e_idx"], ["w_e"]),
+        helper.make_node("Cast", ["w_e"], ["w_ec"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("MatMul", ["n", "w_ec"], ["up"]),
+        helper.make_node("Gather", ["experts.gate_up_proj_bias", "e_idx"], ["b_e"]),
+        helper.make_node("Cast", ["b_e"], ["b_ec"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Add", ["up", "b_ec"], ["eo"]),
+        helper.make_node("Relu", ["eo"], ["y"]),
+        helper.make_node("Add", ["h", "n"], ["z"]),
     ]
     inits = [
         M.tensor("wte", r.normal(0, 0.02, (50, 16)).astype(np.float32)),
         M.tensor("ln.w", np.ones(16, np.float32)),
         M.tensor("ln.b", np.zeros(16, np.float32)),
-        M.tensor("expert.weight", r.normal(0, 0.02, (16, 16)).astype(np.float32)),
-        M.tensor("expert.bias", np.zeros((4, 16), np.float32)),
-        M.tensor("expert_idx", np.array([[1, 3]], np.int64)),
+        M.tensor(
+            "experts.gate_up_proj", r.normal(0, math.sqrt(2 / 16), (4, 16, 64)).astype(np.float32)
+        ),
+        M.tensor("experts.gate_up_proj_bias", np.zeros((4, 64), np.float32)),
     ]
     ids = M.value_info("ids", [1, 2], onnx.TensorProto.INT64)
-    return M.model(nodes, inits, [ids], [M.value_info("y", None)])
+    outs = [M.value_info("y", None), M.value_info("z", None)]
+    return M.model(nodes, inits, [ids, e], outs)
 
 
-def test_a_gathered_table_added_to_a_layer_output_is_a_bias(tmp_path: Path) -> None:
-    result = _audit(tmp_path, _experts_with_bias(embed_into_stream=True))
-    assert result.tensor("expert.bias").role == "bias"
-    assert _findings(result, "expert.bias") == {}
+def test_an_expert_bank_is_a_weight_and_its_gathered_biases_are_biases(tmp_path: Path) -> None:
+    """The bank's fans are those of one expert's matrix (it used to be taken for an embedding
+    table of 4 rows, fan_out 4), so its He init before the ReLU is recognized; the zero
+    per-expert biases are no 'all-zero embedding' error."""
+    result = _audit(tmp_path, _experts_with_bias())
+    bank = result.tensor("experts.gate_up_proj")
+    assert (bank.role, bank.fan_in, bank.fan_out) == ("weight", 16, 64)
+    assert bank.scheme is not None and bank.scheme.startswith("kaiming_normal(fan_in, relu)")
+    assert _findings(result, "experts.gate_up_proj") == {}
+    assert result.tensor("experts.gate_up_proj_bias").role == "bias"
+    assert _findings(result, "experts.gate_up_proj_bias") == {}
     assert result.tensor("wte").role == "embedding"
+
+
+def test_a_zero_position_table_sliced_and_added_to_the_patches_is_no_zero_weight(
+    tmp_path: Path,
+) -> None:
+    """HF YOLOS keeps ``position_embeddings = nn.Parameter(torch.zeros(1, N, D))``
+    (modeling_yolos.py:89) and adds its slices to the patch embeddings: an additive table,
+    learned from zero, whose ``[:, 0]`` is a Gather along axis 1, not a row lookup."""
+    r = M.rng(9)
+    nodes = [
+        helper.make_node("Conv", ["x", "patch.weight"], ["p"], strides=[4, 4]),
+        helper.make_node("Reshape", ["p", "flat"], ["pf"]),
+        helper.make_node("Transpose", ["pf"], ["pt"], perm=[0, 2, 1]),
+        helper.make_node("Gather", ["pos", "zero"], ["cls_pos"], axis=1),
+        helper.make_node("Unsqueeze", ["cls_pos", "one"], ["cls_pos1"]),
+        helper.make_node("Slice", ["pos", "one", "end", "one"], ["patch_pos"]),
+        helper.make_node("Concat", ["cls_pos1", "patch_pos"], ["all_pos"], axis=1),
+        helper.make_node("Concat", ["cls", "pt"], ["tokens"], axis=1),
+        helper.make_node("Add", ["tokens", "all_pos"], ["y"]),
+    ]
+    inits = [
+        M.tensor("patch.weight", M.torch_default((8, 3, 4, 4), 48, 1)),
+        M.tensor("pos", np.zeros((1, 5, 8), np.float32)),
+        M.tensor("cls", r.normal(0, 0.02, (1, 1, 8)).astype(np.float32)),
+        M.tensor("flat", np.array([1, 8, 4], np.int64)),
+        M.tensor("zero", np.array(0, np.int64)),
+        M.tensor("one", np.array([1], np.int64)),
+        M.tensor("end", np.array([5], np.int64)),
+    ]
+    m = M.model(nodes, inits, [M.value_info("x", [1, 3, 8, 8])], [M.value_info("y", None)])
+    result = _audit(tmp_path, m)
+    assert result.tensor("pos").role != "embedding"
+    assert _findings(result, "pos") == {}
 
 
 def test_a_zero_gamma_batchnorm_folded_into_a_conv_is_intentional(tmp_path: Path) -> None:
@@ -231,3 +280,72 @@ def test_a_fixed_blur_filter_is_no_one_sided_draw(tmp_path: Path) -> None:
     # Random {0, 1} draws per channel (a torch.randint bug) have few values but differ.
     coin = M.rng(3).integers(0, 2, (16, 1, 3, 3)).astype(np.float32)
     assert "IA202" in _findings(_audit(tmp_path, _blur(coin)), "aa.filt")
+
+
+def _bert_embeddings(pos_std: float, folded: bool, word_std: float = 0.02) -> onnx.ModelProto:
+    """BERT's input: word + token type + position lookups summed, then LayerNorm. The dynamo
+    exporter folds the position lookup of a fixed-length input into one constant of the rows
+    it uses (``embedding_2 [1, 8, d]``); the legacy one keeps the Gather."""
+    r = M.rng(12)
+    d, n = 64, 8
+    pos = r.normal(0, pos_std, (32, d)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gather", ["word.weight", "ids"], ["w"]),
+        helper.make_node("Gather", ["type.weight", "types"], ["t"]),
+        helper.make_node("Add", ["w", "t"], ["wt"]),
+        helper.make_node("Add", ["wt", "pos_rows" if folded else "p"], ["e"]),
+        helper.make_node("LayerNormalization", ["e", "ln.w", "ln.b"], ["h"], axis=-1),
+        helper.make_node("MatMul", ["h", "q.weight"], ["y"]),
+    ]
+    inits = [
+        M.tensor("word.weight", r.normal(0, word_std, (500, d)).astype(np.float32)),
+        M.tensor("type.weight", r.normal(0, 0.02, (2, d)).astype(np.float32)),
+        M.tensor("types", np.zeros((1, n), np.int64)),
+        M.tensor("ln.w", np.ones(d, np.float32)),
+        M.tensor("ln.b", np.zeros(d, np.float32)),
+        M.tensor("q.weight", r.normal(0, 0.02, (d, d)).astype(np.float32)),
+    ]
+    if folded:
+        inits.append(M.tensor("pos_rows", pos[None, :n]))
+    else:
+        nodes.insert(0, helper.make_node("Gather", ["pos.weight", "positions"], ["p"]))
+        inits += [
+            M.tensor("pos.weight", pos),
+            M.tensor("positions", np.arange(n, dtype=np.int64)[None]),
+        ]
+    ids = M.value_info("ids", [1, n], onnx.TensorProto.INT64)
+    return M.model(nodes, inits, [ids], [M.value_info("y", None)])
+
+
+def test_a_position_table_left_at_n01_beside_0_02_words_is_a_stream_outlier(
+    tmp_path: Path,
+) -> None:
+    """The position embedding's init skipped (nn.Embedding's N(0, 1)) while the word and type
+    tables are N(0, 0.02): summed into one stream, the positions drown the words. Each table
+    alone is a plausible embedding init, and the tables have no common name template."""
+    for folded, pos in ((True, "pos_rows"), (False, "pos.weight")):
+        result = _audit(tmp_path, _bert_embeddings(1.0, folded))
+        assert _findings(result, pos) == {"IA204": "warning"}, folded
+        assert "word.weight" in next(f.message for f in result.findings if f.tensor == pos)
+        assert _findings(result, "word.weight") == {}
+
+
+def test_tables_of_one_stream_drawn_alike_or_at_half_the_std_are_siblings_in_agreement(
+    tmp_path: Path,
+) -> None:
+    """CLIP and GPT-2 draw positions N(0, 0.01) beside N(0, 0.02) words."""
+    for pos_std in (0.02, 0.01):
+        result = _audit(tmp_path, _bert_embeddings(pos_std, folded=True))
+        assert [f for f in result.findings if f.rule == "IA204"] == []
+
+
+def test_an_embedding_that_goes_straight_into_a_normalization_is_judged_as_normalized(
+    tmp_path: Path,
+) -> None:
+    """The LayerNorm resets the summed rows' scale: words at 5x the recipe are not mis-scaled
+    (HF ModernBERT's truncated 0.02 read 2.5x off at d=64); 500x still is."""
+    result = _audit(tmp_path, _bert_embeddings(0.1, folded=True, word_std=0.1))
+    assert result.tensor("word.weight").normalized
+    assert _findings(result, "word.weight") == {}
+    result = _audit(tmp_path, _bert_embeddings(10.0, folded=True, word_std=10.0))
+    assert "IA201" in _findings(result, "word.weight")

@@ -113,3 +113,118 @@ def test_a_model_wide_std_outside_any_config_is_still_judged(tmp_path: Path) -> 
 
     result = _audit(tmp_path, _pre_norm_blocks(draw))
     assert "blocks.0.mlp.fc1.weight" in _ia201(result)
+
+
+def _router(std: float, softmax_is_output: bool) -> onnx.ModelProto:
+    """A Switch Transformers sparse MLP: router logits -> Softmax -> top-1 probability that
+    weights the expert's output (the probabilities go on into the network); or, with
+    ``softmax_is_output``, a classifier of 100 classes exported with its Softmax."""
+    r = M.rng(31)
+    d, experts = 64, 100 if softmax_is_output else 4
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "ln.w", "ln.b"], ["n"], axis=-1),
+        helper.make_node("MatMul", ["n", "router.classifier.weight"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+    ]
+    inits = [
+        M.tensor("ln.w", np.ones(d, np.float32)),
+        M.tensor("ln.b", np.zeros(d, np.float32)),
+        M.tensor("router.classifier.weight", r.normal(0, std, (d, experts)).astype(np.float32)),
+    ]
+    if softmax_is_output:
+        return M.model(nodes, inits, [M.value_info("x", [1, 8, d])], [M.value_info("probs", None)])
+    nodes += [
+        helper.make_node("ReduceMax", ["probs", "last"], ["top"], keepdims=1),
+        helper.make_node("MatMul", ["n", "expert.wi.weight"], ["h"]),
+        helper.make_node("Relu", ["h"], ["hr"]),
+        helper.make_node("MatMul", ["hr", "expert.wo.weight"], ["e"]),
+        helper.make_node("Mul", ["e", "top"], ["gated"]),
+        helper.make_node("Add", ["x", "gated"], ["y"]),
+    ]
+    inits += [
+        M.tensor("last", np.array([-1], np.int64)),
+        M.tensor("expert.wi.weight", r.normal(0, d**-0.5, (d, 4 * d)).astype(np.float32)),
+        M.tensor("expert.wo.weight", r.normal(0, (4 * d) ** -0.5, (4 * d, d)).astype(np.float32)),
+    ]
+    return M.model(nodes, inits, [M.value_info("x", [1, 8, d])], [M.value_info("y", None)])
+
+
+def test_a_router_drawn_n01_is_switch_transformers_init(tmp_path: Path) -> None:
+    """HF Switch Transformers: ``init.normal_(router.classifier.weight, std=factor * 1)``
+    (modeling_switch_transformers.py:645); a router's scale is a routing temperature."""
+    result = _audit(tmp_path, _router(1.0, softmax_is_output=False))
+    assert _ia201(result) == []
+    assert "router" in (result.tensor("router.classifier.weight").scheme or "")
+
+
+def test_a_classifier_drawn_n01_before_its_output_softmax_is_still_mis_scaled(
+    tmp_path: Path,
+) -> None:
+    result = _audit(tmp_path, _router(1.0, softmax_is_output=True))
+    assert _ia201(result) == ["router.classifier.weight"]
+
+
+def _l2_normalized_query(std: float) -> onnx.ModelProto:
+    """timm SwiftFormer's additive attention: ``query @ w_g`` then F.normalize over tokens
+    (swiftformer.py:171,183), which the dynamo exporter writes as ReduceL2, Clip (the eps
+    clamp), Expand, Div."""
+    r = M.rng(32)
+    d = 384
+    nodes = [
+        helper.make_node("MatMul", ["x", "attn.w_g"], ["q"]),
+        helper.make_node("ReduceL2", ["q", "tokens"], ["norm"], keepdims=1),
+        helper.make_node("Clip", ["norm", "eps"], ["clamped"]),
+        helper.make_node("Expand", ["clamped", "shape"], ["expanded"]),
+        helper.make_node("Div", ["q", "expanded"], ["a"]),
+        helper.make_node("Mul", ["a", "x"], ["y"]),
+    ]
+    inits = [
+        M.tensor("attn.w_g", r.normal(0, std, (d, 1)).astype(np.float32)),
+        M.tensor("tokens", np.array([1], np.int64)),
+        M.tensor("eps", np.array(1e-12, np.float32)),
+        M.tensor("shape", np.array([1, 16, 1], np.int64)),
+    ]
+    return M.model(nodes, inits, [M.value_info("x", [1, 16, d])], [M.value_info("y", None)])
+
+
+def test_a_weight_whose_output_f_normalize_resets_is_judged_as_normalized(
+    tmp_path: Path,
+) -> None:
+    """``nn.Parameter(torch.randn(d, 1))`` before F.normalize: 8x the fan-based std at d=384,
+    inside the slack a normalization gives; 100x is still mis-scaled."""
+    result = _audit(tmp_path, _l2_normalized_query(1.0))
+    assert result.tensor("attn.w_g").normalized
+    assert _ia201(result) == []
+    assert _ia201(_audit(tmp_path, _l2_normalized_query(12.0))) == ["attn.w_g"]
+
+
+def _spatial_gate(bias: float) -> onnx.ModelProto:
+    """timm gMLP's SpatialGatingUnit: v = proj(norm(v)) over tokens; out = u * v, with
+    ``normal_(proj.weight, std=1e-6); ones_(proj.bias)`` (mlp_mixer.py:211-213)."""
+    r = M.rng(33)
+    tokens, d = 196, 32
+    nodes = [
+        helper.make_node("LayerNormalization", ["v", "ln.w", "ln.b"], ["n"], axis=-1),
+        helper.make_node("Transpose", ["n"], ["nt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["nt", "gate.proj.weight"], ["p"]),
+        helper.make_node("Add", ["p", "gate.proj.bias"], ["pb"]),
+        helper.make_node("Transpose", ["pb"], ["g"], perm=[0, 2, 1]),
+        helper.make_node("Mul", ["u", "g"], ["y"]),
+    ]
+    inits = [
+        M.tensor("ln.w", np.ones(d, np.float32)),
+        M.tensor("ln.b", np.zeros(d, np.float32)),
+        M.tensor("gate.proj.weight", r.normal(0, 1e-6, (tokens, tokens)).astype(np.float32)),
+        M.tensor("gate.proj.bias", np.full(tokens, bias, np.float32)),
+    ]
+    ins = [M.value_info("u", [1, tokens, d]), M.value_info("v", [1, tokens, d])]
+    return M.model(nodes, inits, ins, [M.value_info("y", None)])
+
+
+def test_a_near_identity_gate_starts_at_its_constant_bias(tmp_path: Path) -> None:
+    result = _audit(tmp_path, _spatial_gate(1.0))
+    assert _ia201(result) == []
+    bias = [f for f in result.findings if f.tensor == "gate.proj.bias"]
+    assert [f.severity.label for f in bias] == ["info"] and "near-identity gate" in bias[0].message
+    # Without the constant it starts at, the same tiny weight is a gate that never opens.
+    assert _ia201(_audit(tmp_path, _spatial_gate(0.0))) == ["gate.proj.weight"]
