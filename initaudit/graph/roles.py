@@ -37,7 +37,7 @@ from initaudit.graph.ops import (
 )
 from initaudit.graph.patterns import is_norm_factor
 from initaudit.graph.shapes import Shape
-from initaudit.graph.streams import table_stream
+from initaudit.graph.streams import stored_name, table_stream
 from initaudit.graph.trace import Reach
 
 # Among a tensor's uses, the most specific role wins (lowest rank).
@@ -162,7 +162,7 @@ class Roles:
         constant operand of the Add right after it (through layout ops). A rule tells a layer
         whose constant bias is its whole output at init (IA201's near-identity gates)."""
         if layer.op_type in ("Gemm", "Conv", "ConvTranspose") and layer.input(2):
-            return self._stored_name(layer.input(2))
+            return stored_name(self.index, self.consts, layer.input(2))
         value = layer.outputs[0] if layer.outputs else ""
         for _ in range(_LOOK_BACK):
             consumers = self.index.consumers_of(value)
@@ -171,21 +171,10 @@ class Roles:
             node, slot = consumers[0]
             if node.op_type == "Add":
                 other = node.input(1 - slot)
-                return self._stored_name(other) if self.consts.is_constant(other) else None
+                return stored_name(self.index, self.consts, other)
             if node.op_type not in LAYOUT_OPS or not node.outputs:
                 return None
             value = node.outputs[0]
-        return None
-
-    def _stored_name(self, value: str) -> str | None:
-        """The stored tensor a constant operand is, looking back through layout ops."""
-        for _ in range(_LOOK_BACK):
-            node = self.index.producer_of(value)
-            if node is None or node.op_type == "Constant":
-                return value
-            if node.op_type not in LAYOUT_OPS:
-                return None
-            value = node.input(0)
         return None
 
     def _context_role(self, r: Reach, dims: Shape) -> Layout:

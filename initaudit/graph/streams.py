@@ -48,7 +48,7 @@ def table_stream(index: GraphIndex, consts: Constants, lookup: Node) -> Stream:
         others = [i for j, i in enumerate(node.inputs) if j != slot and i]
         if node.op_type == "Add" and others and all(_table_rows(index, consts, o) for o in others):
             summed = True
-            folded += (n for n in (_stored(index, consts, o) for o in others) if n is not None)
+            folded += (n for n in (stored_name(index, consts, o) for o in others) if n is not None)
         elif not (
             node.op_type in PASS_OPS
             or (node.op_type in SCALING and all(consts.is_constant(o) for o in others))
@@ -62,8 +62,9 @@ def _stream(value: str, summed: bool, normalized: bool, folded: list[str]) -> St
     return Stream(value=value if summed else None, normalized=normalized, constants=tuple(folded))
 
 
-def _stored(index: GraphIndex, consts: Constants, value: str) -> str | None:
-    """The stored tensor a constant operand is (through layout ops), None for a lookup."""
+def stored_name(index: GraphIndex, consts: Constants, value: str) -> str | None:
+    """The stored tensor a constant operand is (through layout ops), None for a value
+    computed from the input."""
     for _ in range(MAX_STEPS):
         if not consts.is_constant(value):
             return None
