@@ -228,3 +228,25 @@ def test_a_near_identity_gate_starts_at_its_constant_bias(tmp_path: Path) -> Non
     assert [f.severity.label for f in bias] == ["info"] and "near-identity gate" in bias[0].message
     # Without the constant it starts at, the same tiny weight is a gate that never opens.
     assert _ia201(_audit(tmp_path, _spatial_gate(0.0))) == ["gate.proj.weight"]
+
+
+def test_a_folded_gather_of_a_drawn_table_is_judged_by_its_draw(tmp_path: Path) -> None:
+    """timm MViTv2: ``rel_pos_h = trunc_normal_tf_(std=.02)`` of [2·14-1, head_dim], gathered
+    per (query, key) distance, which the exporter folds into one [14, 14, head_dim] constant
+    (each drawn row repeated up to 14 times) that an Einsum with q adds to the logits.
+    Counted with its copies, the test rejected one draw in ten (seed 40 here)."""
+    size, dim = 14, 96
+    dist = np.arange(size)[:, None] - np.arange(size)[None, :] + size - 1
+    nodes = [
+        helper.make_node("Einsum", ["q", "rel_h"], ["rel"], equation="bhc,hkc->bhk"),
+        helper.make_node("Add", ["logits", "rel"], ["a"]),
+        helper.make_node("Softmax", ["a"], ["y"], axis=-1),
+    ]
+    ins = [M.value_info("q", [2, size, dim]), M.value_info("logits", [2, size, size])]
+    for seed in range(37, 43):
+        z = stats.truncnorm.rvs(-2, 2, size=(2 * size - 1, dim), random_state=M.rng(seed))
+        folded = (0.02 * z).astype(np.float32)[dist]  # [14, 14, 96]
+        m = M.model(nodes, [M.tensor("rel_h", folded)], ins, [M.value_info("y", None)])
+        result = _audit(tmp_path, m)
+        assert _ia201(result) == [], seed
+        assert "trunc_normal_tf_" in (result.tensor("rel_h").scheme or ""), seed
