@@ -124,6 +124,7 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
             log10_forward=d.log10_forward,
             log10_backward=d.log10_backward,
             log10_output=d.log10_output,
+            judged=d.judged,
         )
         for d in depth.layers
     )

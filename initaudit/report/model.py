@@ -6,6 +6,7 @@ every field is documented and every record is frozen.
 
 from __future__ import annotations
 
+import math
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,11 @@ class ErrorEntry:
     message: str
 
 
+# --propagate: a measurement this many times off the prediction gets a footnote (README
+# "Signal propagation" lists what the prediction does not model).
+DISAGREE = 3.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class DepthEntry:
     """One weighted layer on the path from inputs to outputs (README "Signal propagation").
@@ -72,6 +78,22 @@ class DepthEntry:
     log10_backward: float
     measured_log10_output: float | None = None
     log10_output: float | None = None  # predicted second moment of the layer's own output
+    judged: bool = True  # on the path IA203 judges (the residual stream, or every layer)
+
+    @property
+    def measured_factor(self) -> float | None:
+        """Measured / predicted E[x²] of the output (``--propagate``); None without both."""
+        if self.measured_log10_output is None or self.log10_output is None:
+            return None
+        if not (math.isfinite(self.measured_log10_output) and math.isfinite(self.log10_output)):
+            return None
+        return float(10.0 ** (self.measured_log10_output - self.log10_output))
+
+    @property
+    def disagrees(self) -> bool:
+        """Prediction and measurement differ by more than :data:`DISAGREE`."""
+        f = self.measured_factor
+        return f is not None and not 1 / DISAGREE <= f <= DISAGREE
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
 from initaudit.graph.model import Role, WeightSite
+from initaudit.numfmt import factor
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
 
@@ -29,12 +30,14 @@ class MisScaled(Rule):
 
     ## Why it matters
     Each layer multiplies the signal's variance by fan_in·Var(W) times the activation's factor.
-    A weight 10x too large explodes activations and gradients within a few layers; 10x too
+    A weight 10× too large explodes activations and gradients within a few layers; 10× too
     small makes them vanish, and the network trains slowly or not at all.
 
     ## Example
-    Gemm `fc1.weight` [128, 64] drawn with `nn.init.normal_(w)` (std 1.0) before a ReLU: the
-    nearest scheme, kaiming_normal(fan_in, relu), has std 0.177, a ratio of 5.7.
+    Gemm `fc1.weight` [128, 64] drawn with `nn.init.normal_(w)` (std 1.0) before a ReLU: "std
+    1.01 is ≈5.7× larger than the 0.177 kaiming_normal(fan_in, relu) gives this layer". The
+    message compares with the scheme that suits the activation (what the fix gives), or with
+    the nearest plausible scheme when the activation suggests none.
 
     ## Use instead
     The scheme that fits the activation: `nn.init.kaiming_normal_(w, nonlinearity="relu")`
@@ -57,7 +60,7 @@ class MisScaled(Rule):
                 if _far(ratio, limit):
                     yield self.finding(
                         site,
-                        f"std {st.moments.std:.3g} is {_times(ratio)} the configured "
+                        f"std {st.moments.std:.3g} is {factor(ratio)} than the configured "
                         f"scheme's std {declared:.3g}",
                         fix="re-initialize it with the configured scheme",
                     )
@@ -69,31 +72,36 @@ class MisScaled(Rule):
                 yield self._report(ctx, site, st)
 
     def _report(self, ctx: RuleContext, site: WeightSite, st: SiteStats) -> Finding:
+        # One comparison: with the scheme that suits this layer's activation when there is
+        # one (what the fix gives), else with the nearest plausible scheme the rule judged by
+        # (for a fixed-std recipe in a plain stack, the nearest fan-based one).
         fit = st.fit
         std = st.moments.std or 0.0
-        closest = fit.fan_based if fit.matched else fit.closest
         act = site.activation.label if site.activation else "unknown"
-        near = (
-            f"the nearest plausible scheme is {closest.label} (std {closest.std:.3g})"
-            if (closest)
-            else "no scheme is near"
-        )
         rec = ctx.recommended(site)
-        ratio = std / closest.std if closest else fit.ratio or 0.0
-        msg = (
-            f"std {std:.3g} is {_times(ratio)} off for fan_in={site.fan_in}, "
-            f"fan_out={site.fan_out}: {near}"
-        )
+        closest = fit.fan_based if fit.matched else fit.closest
+        head = f"std {std:.3g} is"
         if fit.matched:
-            msg = (
+            head = (
                 f"std {std:.3g} matches the fixed-std recipe {fit.scheme}, but in a network "
                 "with no normalization and no residual connection every layer's scale "
-                f"compounds into the next: {_times(ratio)} the fan-based {near[22:]}"
+                "compounds into the next: it is"
             )
-        fix = None
-        if rec is not None:
-            msg += f"; before {act}, {rec.label} gives std {rec.std:.3g} ({_times(std / rec.std)})"
-            fix = f"{ctx.scheme_fix(site, rec)} gives std {rec.std:.3g} here"
+        fix = None if rec is None else f"{ctx.scheme_fix(site, rec)} gives std {rec.std:.3g} here"
+        if rec is not None and rec.std > 0 and not (fit.matched and rec.fixed):
+            msg = (
+                f"{head} {factor(std / rec.std)} than the {rec.std:.3g} {rec.label} gives this "
+                f"layer (fan_in={site.fan_in}, before {act})"
+            )
+            return self.finding(site, msg, fix=fix)
+        expected = closest.std if closest else fit.expected_std
+        where = f"fan_in={site.fan_in}, fan_out={site.fan_out}"
+        if expected:
+            kind = "fan-based" if fit.matched else "plausible"
+            name = f" of the nearest {kind} scheme, {closest.label}" if closest else ""
+            msg = f"{head} {factor(std / expected)} than the {expected:.3g}{name} ({where})"
+        else:
+            msg = f"std {std:.3g} fits no plausible scheme for {where}"
         return self.finding(site, msg, fix=fix)
 
 
@@ -124,10 +132,6 @@ def _misscaled(st: SiteStats, limit: float, plain: bool) -> bool:
     if fit.ratio is None or not fit.fits_family:
         return False
     return _far(fit.ratio, limit)
-
-
-def _times(ratio: float) -> str:
-    return f"{ratio:.3g}x" if ratio >= 1 else f"1/{1 / ratio:.3g}x" if ratio > 0 else "0x"
 
 
 _STD = re.compile(r"std\s*=\s*([0-9.eE+-]+)")

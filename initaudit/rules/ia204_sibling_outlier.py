@@ -8,6 +8,7 @@ from initaudit.findings import Finding, Severity
 from initaudit.fixes import Fix
 from initaudit.graph.facts import site_template
 from initaudit.graph.model import WeightSite
+from initaudit.numfmt import factor
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
 from initaudit.stats.model import RANDOM_FAMILIES, Family
@@ -31,7 +32,7 @@ class SiblingOutlier(Rule):
     only in a layer index (`layers.7.mlp.fc1.weight` among `layers.*.mlp.fc1.weight`) with the
     same shape, or, where the exporter dropped names, weights of the same op, shape, role and
     position (activation, residual end). In a group of at least three, a member whose std is
-    more than 1.25x from the group's median (and beyond its sampling error), or whose
+    more than 1.25× from the group's median (and beyond its sampling error), or whose
     distribution family differs from the majority's, is reported when at most a third of the
     group disagrees. A member matched to a scheme tied to its position (T5's query scale,
     GPT-2's residual projections) is not compared: it differs on purpose.
@@ -96,7 +97,7 @@ class SiblingOutlier(Rule):
         label = key[1] if key[0] == "name" else f"{len(members)} {key[2]} [{key[1]}] weights"
         for site, st, std, off_scale in odd:
             what = (
-                (f"std {std:.3g} vs the siblings' median {median:.3g} ({std / median:.2g}x)")
+                f"std {std:.3g} is {factor(std / median)} than the siblings' median {median:.3g}"
                 if off_scale
                 else (f"drawn from a {st.fit.family} distribution where its siblings are {common}")
             )

@@ -62,9 +62,9 @@ def test_page_loads_offline_with_no_console_errors(page: _chromium.Browser, repo
 def test_flagged_layers_are_shown(page: _chromium.Browser) -> None:
     text = page.js("document.body.innerText")
     assert "all 16384 values of this weight are 0" in text
-    # 3 digits of std 1.0127 and ratio 4.86096: >80x further from a rounding edge than numpy's
-    # summation order can move them (~1e-5 relative), so no tolerance is needed.
-    assert "std 1.01 is 4.86x off" in text
+    # 3 digits of std 1.0127 and 2 of the factor 5.73: far further from a rounding edge than
+    # numpy's summation order can move them (~1e-5 relative), so no tolerance is needed.
+    assert "std 1.01 is ≈5.7× larger than the 0.177 kaiming_normal(fan_in, relu)" in text
     figures = page.js(
         "Array.from(document.querySelectorAll('figure.histogram'))"
         ".map(f => [f.closest('section').id, f.querySelector('figcaption').innerText])"
