@@ -18,6 +18,7 @@ from initaudit.fixes import frameworks_of
 from initaudit.graph.build import build_graph
 from initaudit.graph.model import ModelGraph, Role, WeightSite
 from initaudit.load import LoadedModel, load_model
+from initaudit.precedence import root_causes
 from initaudit.report.model import DepthEntry, ErrorEntry, FileResult, Report, TensorReport
 from initaudit.rules import ALL_RULES, Rule, RuleContext, run_rules
 from initaudit.runtime import PropagationError, measure_outputs
@@ -115,6 +116,9 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
     # to know about them; a node glob matches any node that reads the tensor.
     nodes = {s.name: (s.node, *(u.node for u in s.uses)) for s in sites}
     kept = [f for f in findings if config.keeps(f.rule, f.tensor, nodes.get(f.tensor or "", ()))]
+    # One root cause, one finding: consequences of a reported finding are dropped, after
+    # selection and overrides, so an ignored cause brings its consequences back.
+    kept = root_causes(kept)
     tensors = tuple(_tensor_report(site, stats[site.name]) for site in sites)
     layers = tuple(
         DepthEntry(

@@ -35,8 +35,11 @@ class DepthSignal(Rule):
     dead or saturated units and exploding or vanishing gradients.
 
     ## Example
-    A 30-layer Linear+ReLU MLP of width 256 with `nn.init.normal_(w, std=0.01)`: each layer
-    multiplies the second moment by 256 · 1e-4 / 2 = 0.0128.
+    A 12-layer Linear+ReLU MLP of width 64 left at PyTorch's default U(±1/sqrt(fan_in)): no
+    layer is mis-scaled on its own, but each keeps 1/6 of the second moment (fan_in · 1/(3
+    fan_in) · 1/2), 1/6¹² ≈ 5e-10 through the stack. (When layers are mis-scaled on their own,
+    IA201 reports them and this finding is their consequence: README "One root cause, one
+    finding".)
 
     ## Use instead
     `nn.init.kaiming_normal_(w, nonlinearity="relu")` keeps the second moment constant
