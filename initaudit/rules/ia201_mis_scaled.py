@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
@@ -54,14 +53,15 @@ class MisScaled(Rule):
     def check(self, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.config.threshold("scale-ratio")
         for site, st in ctx.judged():
-            declared = _declared_std(ctx, site)
+            declared = _declared(ctx, site)
             if declared is not None:
-                ratio = (st.moments.std or 0.0) / declared
+                std, scheme = declared
+                ratio = (st.moments.std or 0.0) / std
                 if _far(ratio, limit):
                     yield self.finding(
                         site,
-                        f"std {st.moments.std:.3g} is {factor(ratio)} than the configured "
-                        f"scheme's std {declared:.3g}",
+                        f"std {st.moments.std:.3g} is {factor(ratio)} than the {std:.3g} of "
+                        f"the configured scheme {scheme}",
                         fix="re-initialize it with the configured scheme",
                     )
                 continue
@@ -134,18 +134,11 @@ def _misscaled(st: SiteStats, limit: float, plain: bool) -> bool:
     return _far(fit.ratio, limit)
 
 
-_STD = re.compile(r"std\s*=\s*([0-9.eE+-]+)")
-_BOUND = re.compile(r"(?:bound\s*=\s*|uniform\(\s*-?)([0-9.eE+-]+)")
-
-
-def _declared_std(ctx: RuleContext, site: WeightSite) -> float | None:
-    """The std a configured override declares for this tensor ("normal(std=0.02)",
-    "trunc_normal(std=0.02)", "uniform(bound=0.05)" or "uniform(-0.05, 0.05)")."""
+def _declared(ctx: RuleContext, site: WeightSite) -> tuple[float, str] | None:
+    """The std a configured override declares for this tensor, and the scheme as written
+    (config.parse_scheme: validated when the configuration was read)."""
     for o in ctx.config.overrides_for(site.name, site.node or None):
-        if not o.scheme:
-            continue
-        if m := _STD.search(o.scheme):
-            return float(m.group(1))
-        if m := _BOUND.search(o.scheme):
-            return abs(float(m.group(1))) / math.sqrt(3.0)
+        std = o.declared_std
+        if std is not None and o.scheme is not None:
+            return std, o.scheme
     return None
