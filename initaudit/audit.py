@@ -132,12 +132,14 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
         )
         for d in depth.layers
     )
+    data_files = {str(t.external_path) for t in loaded.store.tensors.values() if t.external_path}
     result = FileResult(
         shown,
         tensors=tensors,
         findings=tuple(sorted(kept, key=lambda f: f.sort_key())),
         depth=layers,
         depth_assumptions=depth.assumptions,
+        data_files=tuple(sorted(data_files)),
     )
     if options.propagate is None:
         return result

@@ -87,6 +87,8 @@ def test_unknown_key_is_a_one_line_warning(project: Path) -> None:
     assert err.splitlines() == [
         "initaudit: warning: unknown key 'foo' in pyproject.toml [tool.initaudit]",
         "initaudit: warning: unknown key 'bar' in pyproject.toml [[tool.initaudit.overrides]] #1",
+        "initaudit: warning: pyproject.toml: override #1: tensors glob 'x' matches no tensor of "
+        "the 1 audited model",
     ]
 
 

@@ -113,6 +113,11 @@ def test_an_intentional_zero_shows_the_override_that_silences_it(tmp_path: Path)
         'tensors = ["fc3.weight"]',
         "allow-zeros = true",
     ]
+    # Pasted into the pyproject.toml beside the model, it silences the finding (found from
+    # the model's folder, wherever the command runs).
+    (tmp_path / "pyproject.toml").write_text("\n".join(s.strip() for s in snippet) + "\n")
+    doc = _json(model, isolated=False)
+    assert doc["files"][0]["findings"] == []
 
 
 def test_a_snippet_escapes_glob_characters_in_the_name(tmp_path: Path) -> None:

@@ -113,6 +113,12 @@ class FileResult:
     depth_assumptions: tuple[str, ...] = ()  # op types whose effect on scale was assumed
     notes: tuple[str, ...] = ()  # warnings about this file that are not findings (stderr)
     exporter: str | None = None
+    # The command line's run: this file's own fail-on ("error", ..., "never"), from the
+    # configuration found for it; None follows the report's.
+    fail_on: str | None = None
+    # Absolute paths of the external data files the model read (not in the JSON): a run
+    # skips such a file when it is also named as a model.
+    data_files: tuple[str, ...] = ()
 
     def tensor(self, name: str) -> TensorReport:
         """The report of the tensor called ``name``; KeyError if it was not audited."""
@@ -167,11 +173,16 @@ class Report:
         )
 
     def exit_code(self) -> int:
-        """2 if any file could not be audited, else 1 if a finding reaches fail_on, else 0."""
+        """2 if any file could not be audited, else 1 if a finding reaches its file's fail-on
+        (the report's ``fail_on`` unless the file has its own), else 0."""
         if any(f.error is not None for f in self.files):
             return 2
-        if self.fail_on is None:
-            return 0
-        threshold = self.fail_on
-        hit = any(x.severity >= threshold for f in self.files for x in f.findings)
-        return 1 if hit else 0
+        for f in self.files:
+            threshold = self.fail_on if f.fail_on is None else _level(f.fail_on)
+            if threshold is not None and any(x.severity >= threshold for x in f.findings):
+                return 1
+        return 0
+
+
+def _level(fail_on: str) -> Severity | None:
+    return None if fail_on == "never" else Severity.parse(fail_on)
