@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -64,6 +65,12 @@ def audit_file(path: str | os.PathLike[str], options: AuditOptions = DEFAULT_OPT
         loaded = load_model(path)
         try:
             return _audit_loaded(shown, loaded, options)
+        except BaseException as exc:
+            # Ctrl-C (or any error) in the middle of a tensor: the frames it unwinds through
+            # still hold views of the memory maps, and a map with live views cannot be closed.
+            # Clear them, so close() releases every map before the exception goes on.
+            traceback.clear_frames(exc.__traceback__)
+            raise
         finally:
             loaded.close()
     except InputError as exc:

@@ -22,7 +22,7 @@ from initaudit._version import __version__
 from initaudit.audit import AuditOptions, audit_file
 from initaudit.collect import Collected, collect
 from initaudit.config import Config
-from initaudit.errors import EXIT_ERROR, EXIT_OK
+from initaudit.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from initaudit.factory import audit_factory
 from initaudit.progress import ProgressBar, StepBar
 from initaudit.report import text
@@ -68,8 +68,14 @@ class Invocation:
 
 def run(inv: Invocation) -> int:
     """Do what ``inv`` asks and return the exit status: 0 clean, 1 findings at or above
-    ``--fail-on``, 2 a model could not be audited."""
-    return _run(inv)
+    ``--fail-on``, 2 a model could not be audited, 130 interrupted (Ctrl-C)."""
+    try:
+        return _run(inv)
+    except KeyboardInterrupt:
+        # The whole run stops: no other file is audited, and audit_file released the memory
+        # maps on the way out. 130 is what a shell reports for SIGINT; never "findings" (1).
+        click.echo("initaudit: interrupted", err=True)
+        return EXIT_INTERRUPTED
 
 
 def _run(inv: Invocation) -> int:
