@@ -45,6 +45,12 @@ def factor(x: float) -> str:
     return f"≈{approx(1 / x)}× smaller"
 
 
+def than(x: float) -> str:
+    """:func:`factor` ready for a comparison: ``≈5.7× larger than``, ``about the same as``."""
+    f = factor(x)
+    return f"{f} as" if f == "about the same" else f"{f} than"
+
+
 def factor_log10(log10: float) -> str:
     """:func:`factor` of ``10**log10``: what the depth profile stores."""
     if math.isinf(log10):

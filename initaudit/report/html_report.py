@@ -117,7 +117,7 @@ def _header(report: Report) -> str:
 def _file(
     k: int, fr: FileResult, decades: float, all_histograms: bool, figures: _Figures
 ) -> list[str]:
-    out = [f'<section class="file" id="file-{k}">', f"<h2>{escape(fr.path)}</h2>"]
+    out = [f'<section class="file" id="file-{k}">', f"<h2>{breakable(fr.path)}</h2>"]
     if fr.error is not None:
         out.append(
             f'<p class="error-box">could not be audited: <b>{escape(fr.error.code)}</b>: '
@@ -157,12 +157,21 @@ def _findings(findings: Sequence[Finding], anchors: dict[str, str]) -> list[str]
     return out
 
 
+def breakable(name: str) -> str:
+    """A name, escaped, that wraps only after its separators (``.``, ``/``, ``_``, ``:``):
+    ``layers.0.<wbr>self_<wbr>attn...``, never in the middle of a word."""
+    return "".join(escape(c) + ("<wbr>" if c in _SEPARATORS else "") for c in name)
+
+
+_SEPARATORS = frozenset("./_:")
+
+
 def _tensor_link(name: str | None, anchors: dict[str, str]) -> str:
     if name is None:
         return '<span class="muted">(model)</span>'
     if name in anchors:
-        return f'<a href="#{anchors[name]}">{escape(name)}</a>'
-    return escape(name)
+        return f'<a href="#{anchors[name]}">{breakable(name)}</a>'
+    return breakable(name)
 
 
 _COLUMNS = (
@@ -212,7 +221,7 @@ def _layers(k: int, fr: FileResult, flagged: set[str], anchors: dict[str, str]) 
             f"<td>{'×'.join(map(str, t.shape)) or 'scalar'}</td>"
             f"{_num(t.fan_in, 'd')}{_num(t.fan_out, 'd')}"
             f"<td>{escape(t.activation or '')}</td><td>{escape(t.scheme or '')}</td>"
-            f"{_num(t.std, '.3g')}{_num(t.expected_std, '.3g')}{_num(t.ratio, '.2f')}"
+            f"{_num(t.std, '.3g')}{_num(t.expected_std, '.3g')}{_num(t.ratio, '.3g')}"
             f'<td class="code">{" ".join(codes.get(t.name, []))}</td></tr>'
         )
     out.append("</tbody></table></div>")
@@ -243,9 +252,10 @@ def _histograms(
     out.append('<div class="grid">')
     for _, t in drawn:
         anchor = anchors[t.name]
-        caption = escape(t.name) + (
+        caption = breakable(t.name) + (
             f' <span class="muted">{" ".join(rules[t.name])}</span>' if t.name in rules else ""
         )
+        caption += f'<br><span class="scale">{escape(plots.describe(t))}</span>'
         out.append(
             f'<figure class="histogram" id="{anchor}" data-tensor="{escape(t.name)}">'
             f"<figcaption>{caption}</figcaption>{plots.histogram_svg(t, anchor)}</figure>"
@@ -264,6 +274,11 @@ def _depth(k: int, fr: FileResult, decades: float, figures: _Figures) -> list[st
         "</figure>"
     )
     figures.drawn()
+    if not all(d.judged for d in fr.depth):
+        out.append(
+            '<p class="muted">Filled points are the layers IA203 judges (the residual '
+            "stream); hollow ones run inside a residual branch and are shown, not judged.</p>"
+        )
     gaps = [
         f"{d.tensor} {what} ({'0' if v < 0 else 'overflow'})"
         for d in fr.depth

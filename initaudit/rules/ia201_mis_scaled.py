@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
 from initaudit.graph.model import Role, WeightSite
-from initaudit.numfmt import factor
+from initaudit.numfmt import than
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
 
@@ -60,7 +60,7 @@ class MisScaled(Rule):
                 if _far(ratio, limit):
                     yield self.finding(
                         site,
-                        f"std {st.moments.std:.3g} is {factor(ratio)} than the {std:.3g} of "
+                        f"std {st.moments.std:.3g} is {than(ratio)} the {std:.3g} of "
                         f"the configured scheme {scheme}",
                         fix="re-initialize it with the configured scheme",
                     )
@@ -90,7 +90,7 @@ class MisScaled(Rule):
         fix = None if rec is None else f"{ctx.scheme_fix(site, rec)} gives std {rec.std:.3g} here"
         if rec is not None and rec.std > 0 and not (fit.matched and rec.fixed):
             msg = (
-                f"{head} {factor(std / rec.std)} than the {rec.std:.3g} {rec.label} gives this "
+                f"{head} {than(std / rec.std)} the {rec.std:.3g} {rec.label} gives this "
                 f"layer (fan_in={site.fan_in}, before {act})"
             )
             return self.finding(site, msg, fix=fix)
@@ -99,7 +99,7 @@ class MisScaled(Rule):
         if expected:
             kind = "fan-based" if fit.matched else "plausible"
             name = f" of the nearest {kind} scheme, {closest.label}" if closest else ""
-            msg = f"{head} {factor(std / expected)} than the {expected:.3g}{name} ({where})"
+            msg = f"{head} {than(std / expected)} the {expected:.3g}{name} ({where})"
         else:
             msg = f"std {std:.3g} fits no plausible scheme for {where}"
         return self.finding(site, msg, fix=fix)

@@ -8,7 +8,7 @@ from initaudit.findings import Finding, Severity
 from initaudit.fixes import Fix
 from initaudit.graph.facts import site_template
 from initaudit.graph.model import WeightSite
-from initaudit.numfmt import factor
+from initaudit.numfmt import than
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
 from initaudit.stats.model import RANDOM_FAMILIES, Family
@@ -97,7 +97,7 @@ class SiblingOutlier(Rule):
         label = key[1] if key[0] == "name" else f"{len(members)} {key[2]} [{key[1]}] weights"
         for site, st, std, off_scale in odd:
             what = (
-                f"std {std:.3g} is {factor(std / median)} than the siblings' median {median:.3g}"
+                f"std {std:.3g} is {than(std / median)} the siblings' median {median:.3g}"
                 if off_scale
                 else (f"drawn from a {st.fit.family} distribution where its siblings are {common}")
             )
