@@ -91,7 +91,7 @@ FORMATS = ("text", "json", "sarif", "github")
     "html_file",
     type=click.Path(dir_okay=False, path_type=str),
     help="Also write a self-contained HTML report (tables, histograms, depth profile) to FILE; "
-    "needs initaudit[report].",
+    "needs matplotlib, the report extra.",
 )
 @click.option(
     "--html-all-histograms",

@@ -27,7 +27,7 @@ from initaudit.report.model import DepthEntry, TensorReport
 if TYPE_CHECKING:
     from initaudit.stats.histogram import Histogram
 
-MISSING = "initaudit: --html needs matplotlib: pip install 'initaudit[report]'"
+MISSING = "initaudit: --html needs matplotlib (initaudit's report extra): pip install matplotlib"
 
 _RC: dict[str, Any] = {
     "svg.hashsalt": "initaudit",

@@ -86,7 +86,9 @@ def test_missing_matplotlib_is_one_line_and_exit_2(
     out = tmp_path / "r.html"
     code, stdout, stderr = _run(NAIVE, "--html", out)
     assert code == 2
-    assert stderr == "initaudit: --html needs matplotlib: pip install 'initaudit[report]'\n"
+    assert stderr == (
+        "initaudit: --html needs matplotlib (initaudit's report extra): pip install matplotlib\n"
+    )
     assert stdout == ""
     assert not out.exists()
 
