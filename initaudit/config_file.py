@@ -53,6 +53,14 @@ def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
     return None if found is None else found[0]
 
 
+def config_in(folder: Path) -> Path | None:
+    """``folder/pyproject.toml`` when it exists and has a ``[tool.initaudit]`` table."""
+    candidate = folder / "pyproject.toml"
+    if candidate.is_file() and _tool_table(_read_toml(candidate)) is not None:
+        return candidate
+    return None
+
+
 def _discover(start: str | os.PathLike[str] | None) -> tuple[Path, Mapping[str, Any]] | None:
     here = Path(os.path.abspath(start or os.curdir))
     for folder in (here, *here.parents):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from initaudit.config import DEFAULT, Config
-from initaudit.config_file import check_codes, find_config, load_config
+from initaudit.config_file import check_codes, config_in, load_config
 from initaudit.errors import ConfigError
 from initaudit.rules import CODES
 
@@ -134,6 +134,20 @@ class Settings:
         return self._files[found]
 
     def _nearest_file(self, folder: Path) -> Path | None:
-        if folder not in self._nearest:
-            self._nearest[folder] = find_config(folder)
-        return self._nearest[folder]
+        """The nearest pyproject.toml with the table, from ``folder`` up; each folder is
+        looked at once per run, however many models a directory tree holds."""
+        walked = []
+        here: Path | None = folder
+        found = None
+        while here is not None:
+            if here in self._nearest:
+                found = self._nearest[here]
+                break
+            walked.append(here)
+            found = config_in(here)
+            if found is not None:
+                break
+            here = here.parent if here.parent != here else None
+        for f in walked:
+            self._nearest[f] = found
+        return found
