@@ -8,7 +8,6 @@ joins them.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import sys
@@ -250,6 +249,8 @@ def _close_code(code: str, codes: Set[str]) -> str | None:
     fixed = code[:2] + digits[2:] if code.startswith("IA") else "IA" + digits.lstrip("1A")
     if fixed != code and any(k.startswith(fixed) for k in codes):
         return fixed
+    import difflib  # only on the error path: the startup of every hook run stays short
+
     close = difflib.get_close_matches(code, sorted(codes), n=1, cutoff=0.75)
     return close[0] if close else None
 
@@ -260,6 +261,8 @@ def _did_you_mean(typed: str, known: Iterable[str]) -> str:
     spelled = typed.strip().lower().replace("_", "-")
     if spelled in known:
         return f"; did you mean {spelled!r}?"
+    import difflib
+
     close = difflib.get_close_matches(spelled, known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 

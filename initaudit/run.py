@@ -206,9 +206,9 @@ def _baselines(
 ) -> list[tuple[Baseline, frozenset[str] | None]]:
     """Each baseline to apply and the models it covers (None: every model): ``--baseline``
     for all of them, else each configuration's ``baseline`` for the models it applies to."""
-    from initaudit import baseline
-
     if inv.baseline_file is not None:
+        from initaudit import baseline
+
         return [(baseline.load(inv.baseline_file), None)]
     covered: dict[str, set[str]] = {}
     for path in paths:
@@ -218,6 +218,10 @@ def _baselines(
     root = settings.root.baseline
     if root is not None and not paths:
         covered.setdefault(root, set())  # factories only: the root baseline, read now
+    if not covered:
+        return []
+    from initaudit import baseline
+
     return [(baseline.load(b), frozenset(ps) if ps else None) for b, ps in covered.items()]
 
 

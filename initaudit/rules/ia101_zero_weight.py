@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 
@@ -90,10 +89,19 @@ def silence_snippet(tensor: str) -> str:
     return (
         "if intended, add to pyproject.toml:\n"
         "    [[tool.initaudit.overrides]]\n"
-        f"    tensors = [{json.dumps(glob, ensure_ascii=False)}]\n"
+        f"    tensors = [{_toml_string(glob)}]\n"
         "    allow-zeros = true\n"
         "otherwise initialize it with a fan-aware scheme"
     )
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = "".join(
+        "\\" + c if c in '"\\' else f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+        for c in text
+    )
+    return f'"{escaped}"'
 
 
 def intentional_zero(site: WeightSite) -> str | None:
