@@ -229,10 +229,7 @@ def _nothing_to_audit(models: Sequence[str], collected: Collected) -> None:
     """A gate that checked nothing must say so (ruff: "No Python files found")."""
     if collected.excluded:
         n = collected.excluded
-        _warn(
-            f"no ONNX files to audit: {n} {'file is' if n == 1 else 'files are'} excluded by "
-            "the configuration's `exclude`"
-        )
+        _warn(f"no ONNX files to audit: {n} excluded by the configuration's exclude globs")
     elif not collected.sidecars:
         _warn(f"no ONNX files found under {', '.join(models)}")
 

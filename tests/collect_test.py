@@ -79,8 +79,8 @@ def test_exclude_applies_inside_directories(tree: Path) -> None:
     code, _, err = run("models/b")
     assert code == 0
     assert err == (
-        "initaudit: warning: no ONNX files to audit: 1 file is excluded by the "
-        "configuration's `exclude`\n"
+        "initaudit: warning: no ONNX files to audit: 1 excluded by the configuration's "
+        "exclude globs\n"
     )
 
 
@@ -89,8 +89,8 @@ def test_every_given_file_excluded_is_said_not_silently_clean(tree: Path) -> Non
     code, out, err = run("models/a.onnx", "models/b/c.onnx")
     assert code == 0 and out == "0 findings (0 errors, 0 warnings, 0 info) in 0 files.\n"
     assert err == (
-        "initaudit: warning: no ONNX files to audit: 2 files are excluded by the "
-        "configuration's `exclude`\n"
+        "initaudit: warning: no ONNX files to audit: 2 excluded by the configuration's "
+        "exclude globs\n"
     )
 
 
