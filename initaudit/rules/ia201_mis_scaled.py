@@ -8,6 +8,7 @@ from initaudit.graph.model import Role, WeightSite
 from initaudit.numfmt import than
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
+from initaudit.stats.recommend import recommended
 
 
 class MisScaled(Rule):
@@ -87,8 +88,12 @@ class MisScaled(Rule):
                 "with no normalization and no residual connection every layer's scale "
                 "compounds into the next: it is"
             )
+            # The model's own fixed std (the house scheme) is what is judged here: the message
+            # and the fix name the textbook scheme for the activation instead of repeating it.
+            if rec is not None and rec.fixed:
+                rec = recommended(site)
         fix = None if rec is None else f"{ctx.scheme_fix(site, rec)} gives std {rec.std:.3g} here"
-        if rec is not None and rec.std > 0 and not (fit.matched and rec.fixed):
+        if rec is not None and rec.std > 0:
             msg = (
                 f"{head} {than(std / rec.std)} the {rec.std:.3g} {rec.label} gives this "
                 f"layer (fan_in={site.fan_in}, before {act})"
