@@ -9,7 +9,6 @@ them are found before the first model is read.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from initaudit.report import text
 from initaudit.report.model import FileResult, Report
 from initaudit.rules import ALL_RULES, rule_by_code
 from initaudit.runtime import parse_shapes
-from initaudit.settings import Overlay, Settings
+from initaudit.settings import Overlay, Settings, unused_globs
 
 if TYPE_CHECKING:
     from initaudit.baseline import Baseline
@@ -148,7 +147,7 @@ def _run(inv: Invocation) -> int:
             )
         for note in fr.notes:
             _warn(f"{fr.path}: {note}")
-    for message in _unused_globs(audited):
+    for message in unused_globs(audited):
         _warn(message)
 
     if inv.write_baseline is not None:
@@ -243,30 +242,6 @@ def _without_data_files(
     return [
         (fr, c) for fr, c in audited if fr.error is None or os.path.realpath(fr.path) not in data
     ]
-
-
-def _unused_globs(audited: Sequence[tuple[FileResult, Config]]) -> list[str]:
-    """An override glob that matches no tensor (or node) of any model audited with its
-    configuration is most likely a typo: one line for each (like mypy's unused ignore)."""
-    by_config: dict[int, tuple[Config, list[FileResult]]] = {}
-    for fr, config in audited:
-        if fr.error is None and config.overrides:
-            by_config.setdefault(id(config), (config, []))[1].append(fr)
-    messages = []
-    for config, files in by_config.values():
-        tensors = {t.name for fr in files for t in fr.tensors}
-        nodes = {n for fr in files for t in fr.tensors for n in (t.node, *t.uses) if n}
-        where = config.source or "the configuration"
-        for i, o in enumerate(config.overrides, start=1):
-            for kind, globs, names in (("tensors", o.tensors, tensors), ("nodes", o.nodes, nodes)):
-                for g in globs:
-                    if not any(fnmatch.fnmatchcase(n, g) for n in names):
-                        messages.append(
-                            f"{where}: override #{i}: {kind} glob {g!r} matches no "
-                            f"{kind[:-1]} of the {len(files)} audited "
-                            f"{'model' if len(files) == 1 else 'models'}"
-                        )
-    return messages
 
 
 def _explain(code: str) -> None:

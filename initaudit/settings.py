@@ -15,15 +15,20 @@ project's configuration stops the run before the work.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from initaudit.config import DEFAULT, Config
 from initaudit.config_file import check_codes, config_in, load_config
 from initaudit.errors import ConfigError
 from initaudit.rules import CODES
+
+if TYPE_CHECKING:  # the report stage's record, read only
+    from initaudit.report.model import FileResult
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,3 +156,27 @@ class Settings:
         for f in walked:
             self._nearest[f] = found
         return found
+
+
+def unused_globs(audited: Sequence[tuple[FileResult, Config]]) -> list[str]:
+    """An override glob that matches no tensor (or node) of any model audited with its
+    configuration is most likely a typo: one line for each (like mypy's unused ignore)."""
+    by_config: dict[int, tuple[Config, list[FileResult]]] = {}
+    for fr, config in audited:
+        if fr.error is None and config.overrides:
+            by_config.setdefault(id(config), (config, []))[1].append(fr)
+    messages = []
+    for config, files in by_config.values():
+        tensors = {t.name for fr in files for t in fr.tensors}
+        nodes = {n for fr in files for t in fr.tensors for n in (t.node, *t.uses) if n}
+        where = config.source or "the configuration"
+        for i, o in enumerate(config.overrides, start=1):
+            for kind, globs, names in (("tensors", o.tensors, tensors), ("nodes", o.nodes, nodes)):
+                for g in globs:
+                    if not any(fnmatch.fnmatchcase(n, g) for n in names):
+                        messages.append(
+                            f"{where}: override #{i}: {kind} glob {g!r} matches no "
+                            f"{kind[:-1]} of the {len(files)} audited "
+                            f"{'model' if len(files) == 1 else 'models'}"
+                        )
+    return messages
