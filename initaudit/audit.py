@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -18,6 +19,7 @@ from initaudit.fixes import frameworks_of
 from initaudit.graph.build import build_graph
 from initaudit.graph.model import ModelGraph, Role, WeightSite
 from initaudit.load import LoadedModel, load_model
+from initaudit.precedence import root_causes
 from initaudit.report.model import DepthEntry, ErrorEntry, FileResult, Report, TensorReport
 from initaudit.rules import ALL_RULES, Rule, RuleContext, run_rules
 from initaudit.runtime import PropagationError, measure_outputs
@@ -63,6 +65,12 @@ def audit_file(path: str | os.PathLike[str], options: AuditOptions = DEFAULT_OPT
         loaded = load_model(path)
         try:
             return _audit_loaded(shown, loaded, options)
+        except BaseException as exc:
+            # Ctrl-C (or any error) in the middle of a tensor: the frames it unwinds through
+            # still hold views of the memory maps, and a map with live views cannot be closed.
+            # Clear them, so close() releases every map before the exception goes on.
+            traceback.clear_frames(exc.__traceback__)
+            raise
         finally:
             loaded.close()
     except InputError as exc:
@@ -115,6 +123,9 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
     # to know about them; a node glob matches any node that reads the tensor.
     nodes = {s.name: (s.node, *(u.node for u in s.uses)) for s in sites}
     kept = [f for f in findings if config.keeps(f.rule, f.tensor, nodes.get(f.tensor or "", ()))]
+    # One root cause, one finding: consequences of a reported finding are dropped, after
+    # selection and overrides, so an ignored cause brings its consequences back.
+    kept = root_causes(kept)
     tensors = tuple(_tensor_report(site, stats[site.name]) for site in sites)
     layers = tuple(
         DepthEntry(
@@ -124,15 +135,18 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
             log10_forward=d.log10_forward,
             log10_backward=d.log10_backward,
             log10_output=d.log10_output,
+            judged=d.judged,
         )
         for d in depth.layers
     )
+    data_files = {str(t.external_path) for t in loaded.store.tensors.values() if t.external_path}
     result = FileResult(
         shown,
         tensors=tensors,
         findings=tuple(sorted(kept, key=lambda f: f.sort_key())),
         depth=layers,
         depth_assumptions=depth.assumptions,
+        data_files=tuple(sorted(data_files)),
     )
     if options.propagate is None:
         return result

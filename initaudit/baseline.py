@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,11 +106,15 @@ def load(baseline_file: str | os.PathLike[str]) -> Baseline:
     return Baseline(frozenset(entries), os.path.dirname(os.path.abspath(baseline_file)))
 
 
-def apply(report: Report, baseline: Baseline) -> Report:
-    """``report`` without the findings the baseline lists, counting them in ``baselined``."""
+def apply(report: Report, baseline: Baseline, paths: Set[str] | None = None) -> Report:
+    """``report`` without the findings the baseline lists, counting them in ``baselined``;
+    only in the files whose path is in ``paths`` when given (a project's own baseline)."""
     files = []
     hidden = report.baselined
     for fr in report.files:
+        if paths is not None and fr.path not in paths:
+            files.append(fr)
+            continue
         new = tuple(
             f for f in fr.findings if _entry(fr.path, f, baseline.folder) not in baseline.entries
         )

@@ -14,6 +14,7 @@ import click
 from initaudit._version import __version__
 from initaudit.config import FAIL_ON
 from initaudit.errors import EXIT_ERROR
+from initaudit.outputs import COLOR
 from initaudit.run import Invocation, run
 
 FORMATS = ("text", "json", "sarif", "github")
@@ -23,18 +24,41 @@ FORMATS = ("text", "json", "sarif", "github")
 @click.argument("models", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
 @click.option(
     "--format",
+    "--output-format",
     "fmt",
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="Report format.",
+    help="Report format (--output-format is the same option, as in ruff).",
 )
 @click.option(
     "--fail-on",
     type=click.Choice(FAIL_ON),
     help="Exit 1 when a finding of this severity or worse is reported.  [default: error]",
 )
-@click.option("--select", multiple=True, metavar="CODES", help="Run only these rules (prefixes).")
+@click.option(
+    "--exit-zero",
+    is_flag=True,
+    help="Exit 0 even with findings (= --fail-on never); 2 still means a model was unreadable.",
+)
+@click.option(
+    "--statistics",
+    is_flag=True,
+    help="Print how many findings each rule made instead of the findings (text or JSON).",
+)
+@click.option(
+    "--color",
+    type=click.Choice(COLOR),
+    default="auto",
+    show_default=True,
+    help="Colour the text report: auto is on a terminal, off with NO_COLOR, on with FORCE_COLOR.",
+)
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="CODES",
+    help="Run only these rules (prefixes; ALL for every rule).",
+)
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Run these rules too.")
 @click.option("--ignore", multiple=True, metavar="CODES", help="Do not run these rules.")
 @click.option(
@@ -58,16 +82,16 @@ FORMATS = ("text", "json", "sarif", "github")
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, writable=True, path_type=str),
-    help="Write the report to FILE instead of standard output.",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write the report to FILE instead of standard output (its folder is created).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary line.")
 @click.option(
     "--html",
     "html_file",
-    type=click.Path(dir_okay=False, writable=True, path_type=str),
+    type=click.Path(dir_okay=False, path_type=str),
     help="Also write a self-contained HTML report (tables, histograms, depth profile) to FILE; "
-    "needs initaudit[report].",
+    "needs matplotlib, the report extra.",
 )
 @click.option(
     "--html-all-histograms",
@@ -116,6 +140,9 @@ def cli(
     models: Sequence[str],
     fmt: str,
     fail_on: str | None,
+    exit_zero: bool,
+    statistics: bool,
+    color: str,
     select: Sequence[str],
     extend_select: Sequence[str],
     ignore: Sequence[str],
@@ -136,15 +163,16 @@ def cli(
     factory_inputs: Sequence[str],
     debug: bool,
 ) -> None:
-    """Audit the weight initialization of ONNX MODELS (or of the models --factory builds;
-    with neither, of the factories listed in [tool.initaudit] factories).
+    """Audit the weight initialization of ONNX MODELS: files, or directories searched for
+    *.onnx (with none, the current directory; or the models --factory builds, or the
+    factories listed in [tool.initaudit] factories).
 
-    Settings come from [tool.initaudit] in the nearest pyproject.toml (or --config); options
-    given here override them. CODES are rule codes or prefixes (IA1), comma-separated or
-    repeated.
+    Each model's settings come from [tool.initaudit] in the pyproject.toml nearest to it (or
+    --config); options given here override them. CODES are rule codes or prefixes (IA1, or
+    ALL), comma-separated or repeated.
 
     Exit status: 0 no finding at or above --fail-on, 1 findings at or above it, 2 a model could
-    not be read, or the command line or configuration is wrong.
+    not be read, or the command line or configuration is wrong; 130 interrupted.
     """
     sys.exit(
         run(
@@ -152,6 +180,9 @@ def cli(
                 models=tuple(models),
                 fmt=fmt,
                 fail_on=fail_on,
+                exit_zero=exit_zero,
+                statistics=statistics,
+                color=color,
                 select=tuple(select),
                 extend_select=tuple(extend_select),
                 ignore=tuple(ignore),

@@ -9,7 +9,9 @@ match a code the most specific one wins, ``ignore`` winning a tie.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -36,6 +38,45 @@ FAIL_ON = ("error", "warning", "info", "never")
 ZERO_RULES = ("IA101", "IA102")
 
 
+# The one grammar of an override's ``scheme`` (README "Configuration"): a fixed distribution
+# with a positive number, whitespace free. Fan-based schemes (kaiming, xavier...) are not
+# declared: every catalog scheme is tried for the tensor's own fans anyway.
+SCHEME_FORMS = "normal(std=S), trunc_normal(std=S), uniform(bound=B) or uniform(-B, B)"
+_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_SCHEMES = (
+    (re.compile(rf"(normal|trunc_normal)\(\s*std\s*=\s*{_NUMBER}\s*\)"), 1.0),
+    (re.compile(rf"(uniform)\(\s*bound\s*=\s*{_NUMBER}\s*\)"), 1 / math.sqrt(3.0)),
+    (re.compile(rf"(uniform)\(\s*-\s*{_NUMBER}\s*,\s*\+?\s*(\2)\s*\)"), 1 / math.sqrt(3.0)),
+)
+
+
+def parse_scheme(text: str) -> float:
+    """The std an override's ``scheme`` declares; ValueError naming the accepted forms.
+
+    ``normal(std=0.02)`` and ``trunc_normal(std=0.02)`` declare 0.02, ``uniform(bound=0.05)``
+    and ``uniform(-0.05, 0.05)`` 0.05/sqrt(3). Nothing else is guessed at: a misspelled key,
+    a zero, negative or non-numeric value, or a fan-based name is an error.
+    """
+    spelled = text.strip()
+    for pattern, std_per_unit in _SCHEMES:
+        m = pattern.fullmatch(spelled)
+        if m is not None:
+            value = float(m.group(2))
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"the scale must be a positive number, not {m.group(2)}")
+            return value * std_per_unit
+    lowered = spelled.lower()
+    if lowered.startswith(("kaiming", "xavier", "glorot", "he_", "lecun", "orthogonal")):
+        raise ValueError(
+            f"fan-based schemes are not declared (initaudit tries every one for the tensor's "
+            f"own fans); declare a fixed distribution: {SCHEME_FORMS} with S, B positive "
+            "numbers, or ignore IA201 for these tensors"
+        )
+    raise ValueError(
+        f"not a scheme initaudit understands; accepted: {SCHEME_FORMS} with S, B positive numbers"
+    )
+
+
 @dataclass(frozen=True)
 class Override:
     """Settings for tensors whose name (or the name of a node that reads it) matches a glob.
@@ -48,7 +89,17 @@ class Override:
     nodes: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()  # rule codes or prefixes
     allow_zeros: bool = False
-    scheme: str | None = None  # expected scheme, e.g. "normal(std=0.02)"
+    scheme: str | None = None  # expected scheme, e.g. "normal(std=0.02)" (parse_scheme)
+
+    def __post_init__(self) -> None:
+        # Also built in Python code, where no TOML validation ran: the same grammar.
+        if self.scheme is not None:
+            parse_scheme(self.scheme)
+
+    @property
+    def declared_std(self) -> float | None:
+        """The std ``scheme`` declares, None when it declares none."""
+        return None if self.scheme is None else parse_scheme(self.scheme)
 
     def matches_any(self, tensor: str | None, nodes: Iterable[str]) -> bool:
         """True if the tensor's name, or any node that uses it, matches one of the globs."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any
 
-from initaudit.config import DEFAULT, FAIL_ON, THRESHOLDS, Config, Override
+from initaudit.config import DEFAULT, FAIL_ON, THRESHOLDS, Config, Override, parse_scheme
 from initaudit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -25,6 +25,7 @@ else:  # the one backport: tomllib is stdlib from 3.11, and tomli is the same co
     import tomli as tomllib
 
 Warn = Callable[[str], None]
+ALL = "ALL"  # every rule, as in ruff's --select ALL
 _TOP_KEYS = (
     "select",
     "ignore",
@@ -49,6 +50,14 @@ def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
     over, so a package inside a monorepo still finds the repo's settings."""
     found = _discover(start)
     return None if found is None else found[0]
+
+
+def config_in(folder: Path) -> Path | None:
+    """``folder/pyproject.toml`` when it exists and has a ``[tool.initaudit]`` table."""
+    candidate = folder / "pyproject.toml"
+    if candidate.is_file() and _tool_table(_read_toml(candidate)) is not None:
+        return candidate
+    return None
 
 
 def _discover(start: str | os.PathLike[str] | None) -> tuple[Path, Mapping[str, Any]] | None:
@@ -86,6 +95,16 @@ def load_config(
             if table is None:
                 raise ConfigError(f"{p}: no [tool.initaudit] table")
             section = "tool.initaudit"
+        elif (nested := _tool_table(doc)) is not None:
+            # A [tool.initaudit] table copied from a pyproject.toml: the same settings.
+            others = [k for k in doc if k != "tool"]
+            if others:
+                raise ConfigError(
+                    f"{_shown(p)}: settings both at top level ({', '.join(others)}) and in "
+                    "[tool.initaudit]; keep one (in a file other than pyproject.toml the keys "
+                    "need no [tool.initaudit] prefix)"
+                )
+            table, section = nested, "tool.initaudit"
         else:
             table, section = doc, ""
     else:
@@ -148,12 +167,19 @@ def parse_config(
 
 def check_codes(values: Iterable[str], where: str, codes: Set[str]) -> tuple[str, ...]:
     """Upper-case each code; one that is neither a rule code nor a prefix of one is an error
-    (exit 2), because a typo in ``ignore`` would otherwise silently ignore nothing."""
+    (exit 2), because a typo in ``ignore`` would otherwise silently ignore nothing. ``ALL``
+    (as in ruff) is every rule: the prefix ``IA``."""
     out: list[str] = []
     for raw in values:
         code = raw.strip().upper()
+        if code == ALL:
+            code = "IA"
         if not code or not any(k.startswith(code) for k in codes):
-            raise ConfigError(f"unknown rule code {raw!r} in {where}; see 'initaudit --list-rules'")
+            hint = _close_code(code, codes)
+            hint = f"did you mean {hint!r}? " if hint else ""
+            raise ConfigError(
+                f"unknown rule code {raw!r} in {where}; {hint}see 'initaudit --list-rules'"
+            )
         out.append(code)
     return tuple(out)
 
@@ -169,8 +195,13 @@ def _override(raw: object, where: str, warn: Warn, codes: Set[str]) -> Override:
     if not isinstance(allow_zeros, bool):
         raise ConfigError(f"{where}: 'allow-zeros' must be true or false")
     scheme = raw.get("scheme")
-    if scheme is not None and (not isinstance(scheme, str) or not scheme.strip()):
-        raise ConfigError(f"{where}: 'scheme' must be a non-empty string")
+    if scheme is not None:
+        if not isinstance(scheme, str):
+            raise ConfigError(f"{where}: 'scheme' must be a string such as \"normal(std=0.02)\"")
+        try:
+            parse_scheme(scheme)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: 'scheme' = {scheme!r}: {exc}") from None
     return Override(
         tensors=tensors,
         nodes=nodes,
@@ -209,7 +240,31 @@ def _strings(
 def _warn_unknown(table: Mapping[str, Any], known: tuple[str, ...], where: str, warn: Warn) -> None:
     for key in table:
         if key not in known:
-            warn(f"unknown key {key!r} in {where}")
+            warn(f"unknown key {key!r} in {where}{_did_you_mean(key, known)}")
+
+
+def _close_code(code: str, codes: Set[str]) -> str | None:
+    """The rule code a typo meant: ``IA1O1`` (a letter O) is IA101, ``IA10`` a prefix."""
+    digits = code.replace("O", "0").replace("I", "1").replace("L", "1")
+    fixed = code[:2] + digits[2:] if code.startswith("IA") else "IA" + digits.lstrip("1A")
+    if fixed != code and any(k.startswith(fixed) for k in codes):
+        return fixed
+    import difflib  # only on the error path: the startup of every hook run stays short
+
+    close = difflib.get_close_matches(code, sorted(codes), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _did_you_mean(typed: str, known: Iterable[str]) -> str:
+    """``; did you mean 'fail-on'?`` for a near miss (``fial-on``, ``extend_select``)."""
+    known = list(known)
+    spelled = typed.strip().lower().replace("_", "-")
+    if spelled in known:
+        return f"; did you mean {spelled!r}?"
+    import difflib
+
+    close = difflib.get_close_matches(spelled, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _tool_table(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -6,11 +6,14 @@ entry and goes on with the other files, so one broken model never hides the othe
 
 from __future__ import annotations
 
+from typing import IO, Any
+
 import click
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 class InitauditError(Exception):
@@ -37,7 +40,14 @@ class InputError(InitauditError):
 
 
 class ConfigError(click.UsageError):
-    """Bad configuration or command-line usage; click turns it into exit status 2."""
+    """Bad configuration or command-line usage; click turns it into exit status 2.
+
+    Printed as one line, ``initaudit: error: ...``, without click's usage banner: a TOML
+    mistake or an unknown rule code is not a question of how to call the command.
+    """
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"initaudit: error: {self.format_message()}", file=file, err=file is None)
 
 
 # The closed set of InputError codes. Tests check every raise site uses one of these.

@@ -45,6 +45,9 @@ class Finding:
     op_type: str | None = None
     fix: str | None = None
     source: str | None = None
+    # The tensors a model-level finding blames, largest cause first (IA203's contributions):
+    # what precedence.py reads to tell a consequence from its root cause. Not in the JSON.
+    related: tuple[str, ...] = ()
 
     def sort_key(self) -> tuple[int, str, str, str]:
         # Model-level findings first, then by tensor name and rule code: stable byte for byte.

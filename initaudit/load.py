@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 
 from initaudit import proto
 from initaudit.errors import InputError
+from initaudit.sniff import describe_non_model
 from initaudit.store import StoredTensor, TensorStore
 from initaudit.tensors import DataFiles, validate_tensor
 from initaudit.wire import parse_model_file
@@ -55,8 +56,16 @@ class LoadedModel:
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     """Parse and validate ``path``; raise :class:`InputError` with a stable code on any problem."""
     p = Path(path)
-    model = parse_model_file(p)
-    _check_model_header(model)
+    try:
+        model = parse_model_file(p)
+        _check_model_header(model)
+    except InputError as exc:
+        if exc.code == "not-onnx":
+            # Say what the file is instead, when it is something people commit by mistake.
+            what = describe_non_model(p)
+            if what is not None:
+                raise InputError("not-onnx", what) from None
+        raise
     _check_node_count(model)
     _check_text(model)
     files = DataFiles(p.resolve().parent)

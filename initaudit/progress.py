@@ -69,3 +69,32 @@ def _describe(p: Progress | None) -> str:
         f"{p.tensors_done}/{p.tensors_total} tensors, "
         f"{p.bytes_done / 1e6:,.0f}/{p.bytes_total / 1e6:,.0f} MB"
     )
+
+
+class StepBar:
+    """A bar for a phase counted in steps (``--html``'s figures), shown like :class:`ProgressBar`:
+    on a terminal, after :data:`DELAY`. Called with (done, total)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, delay: float | None = None):
+        self.label = label
+        self.stream = sys.stderr if stream is None else stream
+        self.delay = DELAY if delay is None else delay
+        self._started = time.monotonic()
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if time.monotonic() - self._started < self.delay or done >= total:
+                return
+            self._bar = click.progressbar(
+                length=max(total, 1), label=self.label, file=self.stream, show_pos=True
+            )
+            self._bar.__enter__()
+        self._bar.update(done - self._bar.pos)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None

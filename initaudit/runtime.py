@@ -51,13 +51,21 @@ def _inputs(
 
     rng = np.random.default_rng(_SEED)
     inits = {t.name for t in model.graph.initializer}
+    inputs = [vi for vi in model.graph.input if vi.name not in inits]
+    unknown = sorted(set(shapes) - {vi.name for vi in inputs})
+    if unknown:
+        listed = ", ".join(f"{vi.name} ({_spelled(vi)})" for vi in inputs) or "none"
+        raise PropagationError(
+            f"--input-shape names {', '.join(map(repr, unknown))}, which "
+            f"{'is not an input' if len(unknown) == 1 else 'are not inputs'} of this model "
+            f"(its inputs: {listed})"
+        )
     feeds: dict[str, np.ndarray] = {}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
+    for vi in inputs:
         tt = vi.type.tensor_type
         if vi.name in shapes:
             shape = shapes[vi.name]
+            _check_fixed(vi, shape)
         else:
             shape = tuple(d.dim_value if d.dim_value > 0 else 8 for k, d in enumerate(tt.shape.dim))
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
@@ -70,6 +78,35 @@ def _inputs(
         else:
             raise PropagationError(f"input {vi.name!r} has a type initaudit cannot generate")
     return feeds
+
+
+def _spelled(vi: onnx.ValueInfoProto) -> str:
+    """An input's declared shape: fixed sizes as numbers, dynamic ones by their name."""
+    if not vi.type.tensor_type.HasField("shape"):
+        return "any shape"
+    dims = [
+        str(d.dim_value) if d.dim_value > 0 else (d.dim_param or "?")
+        for d in vi.type.tensor_type.shape.dim
+    ]
+    return "x".join(dims) or "scalar"
+
+
+def _check_fixed(vi: onnx.ValueInfoProto, shape: tuple[int, ...]) -> None:
+    """A shape given for an input must keep its fixed sizes: say which, before the runtime
+    refuses it with a message of its own."""
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return
+    dims = list(tt.shape.dim)
+    fixed_ok = len(dims) == len(shape) and all(
+        d.dim_value <= 0 or d.dim_value == n for d, n in zip(dims, shape, strict=True)
+    )
+    if not fixed_ok:
+        given = "x".join(map(str, shape))
+        raise PropagationError(
+            f"--input-shape {vi.name}={given}: input {vi.name!r} has the fixed shape "
+            f"{_spelled(vi)} (only the named dimensions can be chosen)"
+        )
 
 
 def measure_outputs(
@@ -154,5 +191,12 @@ def _run(
 
         return list(ReferenceEvaluator(model).run(names, feeds))
     except Exception as exc:  # any runtime failure: report it, keep the prediction
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise PropagationError(first) from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PropagationError(_cut(first)) from None
+
+
+def _cut(text: str, limit: int = 400) -> str:
+    """One line, cut at a word (never mid-word) with an ellipsis when too long."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."

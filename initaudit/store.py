@@ -7,6 +7,8 @@ numpy dtypes) and :func:`open_regular`, the one way initaudit opens a file it re
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import mmap
 import os
@@ -152,8 +154,23 @@ class TensorStore:
         return release
 
     def close(self) -> None:
+        """Unmap every external data file.
+
+        After an interrupted scan, views of a map may survive in reference cycles (a worker's
+        exception, its frames and its future): collect those and close again. A map that is
+        still viewed after that is dropped here and unmapped when its last view goes.
+        """
+        busy = []
         for m in self._maps.values():
-            m.close()
+            try:
+                m.close()
+            except BufferError:
+                busy.append(m)
+        if busy:
+            gc.collect()
+            for m in busy:
+                with contextlib.suppress(BufferError):
+                    m.close()
         self._maps.clear()
 
 

@@ -206,37 +206,52 @@ def test_explain_accepts_any_case_and_ignores_selection() -> None:
     assert code == 0 and out.startswith("IA104 (duplicate-units)")
 
 
-@pytest.mark.parametrize("sarif", ["false", "true"])
-def test_action_run_step(sarif: str, zero: Path, clean: Path, tmp_path: Path) -> None:
-    """The composite action's script, run as GitHub would (bash -e, inputs through env)."""
+def _action() -> dict:
     yaml = pytest.importorskip("yaml", reason="PyYAML comes with pre-commit ('.[test]')")
+    action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    assert action["runs"]["using"] == "composite"
+    return action
+
+
+def _step(action: dict, step_id: str) -> dict:
+    [step] = [s for s in action["runs"]["steps"] if s.get("id") == step_id]
+    return step
+
+
+def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     bash = shutil.which("bash")
     if bash is None:
         pytest.skip("bash is not installed")
-    action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
-    assert action["runs"]["using"] == "composite"
-    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "run"]
+    return subprocess.run(
+        [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize("sarif", ["false", "true"])
+def test_action_run_step(sarif: str, zero: Path, clean: Path, tmp_path: Path) -> None:
+    """The composite action's script, run as GitHub would (bash -e, inputs through env)."""
+    step = _step(_action(), "run")
     (tmp_path / "models" / "deep").mkdir(parents=True)
     zero.rename(tmp_path / "models" / "deep" / "zero.onnx")
     clean.rename(tmp_path / "models" / "clean.onnx")
     outputs = tmp_path / "github_output"
+    exe = Path(sys.executable).parent / "initaudit"
     env = {
         **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "GITHUB_OUTPUT": str(outputs),
+        "INITAUDIT": str(exe),
         "INPUT_PATHS": "models/**/*.onnx",
         "INPUT_ARGS": "--isolated --fail-on warning",
         "INPUT_SARIF": sarif,
         "INPUT_SARIF_FILE": "out.sarif",
+        "INPUT_HTML": "",
     }
-    r = subprocess.run(
-        [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _bash(step["run"], tmp_path, env)
     assert r.returncode == 0, r.stderr  # the step passes; the action's last step fails the job
     assert "exit-code=1" in outputs.read_text().splitlines()
     if sarif == "true":
@@ -246,10 +261,82 @@ def test_action_run_step(sarif: str, zero: Path, clean: Path, tmp_path: Path) ->
             for res in doc["runs"][0]["results"]
         }
         assert uris == {"models/deep/zero.onnx"}
+        # The log shows the text report, not only "exited with status 1".
+        assert r.stdout.startswith("models/deep/zero.onnx: fc2.weight [Gemm /fc2/Gemm] IA101")
+        assert "1 finding (1 error, 0 warnings, 0 info) in 2 files." in r.stdout
     else:
         assert r.stdout.startswith(
             "::error file=models/deep/zero.onnx,line=1,title=initaudit IA101"
         )
+
+
+def test_action_html_input_writes_the_report_for_the_artifact(zero: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="--html needs the 'report' extra")
+    action = _action()
+    outputs = tmp_path / "github_output"
+    env = {
+        **os.environ,
+        "GITHUB_OUTPUT": str(outputs),
+        "INITAUDIT": str(Path(sys.executable).parent / "initaudit"),
+        "INPUT_PATHS": str(zero),
+        "INPUT_ARGS": "--isolated",
+        "INPUT_SARIF": "false",
+        "INPUT_SARIF_FILE": "out.sarif",
+        "INPUT_HTML": "reports/initaudit.html",
+    }
+    assert _bash(_step(action, "run")["run"], tmp_path, env).returncode == 0
+    assert (tmp_path / "reports" / "initaudit.html").read_text().startswith("<!DOCTYPE html>")
+    assert "html-file=reports/initaudit.html" in outputs.read_text().splitlines()
+    [upload] = [s for s in action["runs"]["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert upload["with"]["path"] == "${{ inputs.html }}"
+
+
+def test_action_leaves_the_jobs_python_alone_and_caches_pip(tmp_path: Path) -> None:
+    """setup-python used to switch the caller's whole job to Python 3.12."""
+    action = _action()
+    setup = _step(action, "python")
+    assert setup["uses"].startswith("actions/setup-python@")
+    assert setup["with"]["update-environment"] is False
+    assert any("actions/cache@" in s.get("uses", "") for s in action["runs"]["steps"])
+    assert "GITHUB_PATH" not in (ROOT / "action.yml").read_text()  # nothing added to PATH
+    plan = _step(action, "plan")
+    outputs = tmp_path / "out"
+    env = {
+        **os.environ,
+        "GITHUB_OUTPUT": str(outputs),
+        "RUNNER_TEMP": str(tmp_path),
+        "ACTION_PATH": str(ROOT),
+        "INPUT_EXTRAS": "runtime",
+        "INPUT_HTML": "r.html",
+    }
+    assert _bash(plan["run"], tmp_path, env).returncode == 0
+    lines = outputs.read_text().splitlines()
+    assert "extras=runtime,report" in lines and f"version={__version__}" in lines
+    bad = _bash(plan["run"], tmp_path, {**env, "INPUT_EXTRAS": "report; rm -rf /"})
+    assert bad.returncode == 2 and "extras must be names" in bad.stdout
+
+
+@pytest.mark.slow
+def test_action_install_step_builds_its_own_venv(tmp_path: Path) -> None:
+    """The install step pip-installs the action's checkout into a venv under RUNNER_TEMP, and
+    initaudit runs from there."""
+    step = _step(_action(), "install")
+    outputs = tmp_path / "out"
+    env = {
+        **os.environ,
+        "GITHUB_OUTPUT": str(outputs),
+        "RUNNER_OS": "Linux",
+        "ACTION_PATH": str(ROOT),
+        "PYTHON": sys.executable,
+        "VENV": str(tmp_path / "venv"),
+        "EXTRAS": "",
+    }
+    r = _bash(step["run"], tmp_path, env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    script = tmp_path / "venv" / "bin" / "initaudit"
+    assert f"initaudit={script}" in outputs.read_text().splitlines()
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert version.stdout == f"initaudit, version {__version__}\n"
 
 
 @pytest.mark.parametrize(

@@ -34,8 +34,8 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    r = runner().invoke(cli, list(args))
+def run(*args: str | Path) -> tuple[int, str, str]:
+    r = runner().invoke(cli, [str(a) for a in args])
     return r.exit_code, r.stdout, r.stderr
 
 
@@ -87,6 +87,8 @@ def test_unknown_key_is_a_one_line_warning(project: Path) -> None:
     assert err.splitlines() == [
         "initaudit: warning: unknown key 'foo' in pyproject.toml [tool.initaudit]",
         "initaudit: warning: unknown key 'bar' in pyproject.toml [[tool.initaudit.overrides]] #1",
+        "initaudit: warning: pyproject.toml: override #1: tensors glob 'x' matches no tensor of "
+        "the 1 audited model",
     ]
 
 
@@ -193,3 +195,94 @@ def test_python_warning_by_default(project: Path) -> None:
         load_config(project / "initaudit.toml")
     with pytest.raises(ConfigError):
         load_config(project / "missing.toml")
+
+
+def _zero_model(path: Path) -> Path:
+    ws = [M.torch_default((32, 16), 16), np.zeros((8, 32), np.float32), M.torch_default((4, 8), 8)]
+    return M.save(M.mlp(ws), path)
+
+
+def test_unknown_codes_and_keys_get_did_you_mean(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    model = _zero_model(tmp_path / "m.onnx")
+    code, _, err = run("--ignore", "IA1O1", model)
+    assert code == 2
+    assert err == (
+        "initaudit: error: unknown rule code 'IA1O1' in --ignore; did you mean 'IA101'? see "
+        "'initaudit --list-rules'\n"
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.initaudit]\nfial-on = "info"\nextend_select = ["IA101"]\n'
+    )
+    code, _, err = run(model)
+    assert code == 1
+    assert err.splitlines() == [
+        "initaudit: warning: unknown key 'fial-on' in pyproject.toml [tool.initaudit]; did you "
+        "mean 'fail-on'?",
+        "initaudit: warning: unknown key 'extend_select' in pyproject.toml [tool.initaudit]; "
+        "did you mean 'extend-select'?",
+    ]
+
+
+def test_a_config_error_is_one_line_without_the_usage_banner(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.initaudit]\nselect = [\n")
+    code, _, err = run(_zero_model(tmp_path / "m.onnx"))
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith("initaudit: error: pyproject.toml: invalid TOML: ")
+    assert "Usage:" not in err and "Try 'initaudit" not in err
+
+
+def test_a_tool_initaudit_table_in_an_initaudit_toml_is_read(tmp_path: Path) -> None:
+    """It used to drop every setting with only "unknown key 'tool'"."""
+    model = _zero_model(tmp_path / "m.onnx")
+    cfg = tmp_path / "initaudit.toml"
+    cfg.write_text('[tool.initaudit]\nignore = ["IA101"]\n')
+    assert run("--config", cfg, model) == (0, run("--config", cfg, model)[1], "")
+    cfg.write_text('fail-on = "never"\n[tool.initaudit]\nignore = ["IA101"]\n')
+    code, _, err = run("--config", cfg, model)
+    assert code == 2 and "settings both at top level (fail-on) and in [tool.initaudit]" in err
+
+
+@pytest.mark.parametrize(
+    ("scheme", "message"),
+    [
+        ("kaiming_normal", "fan-based schemes are not declared"),
+        ("normal(sdt=1.0)", "not a scheme initaudit understands; accepted: normal(std=S), "),
+        ("normal(std=-1)", "not a scheme initaudit understands"),
+        ("normal(std=e)", "not a scheme initaudit understands"),
+        ("normal(std=0)", "the scale must be a positive number, not 0"),
+    ],
+)
+def test_an_override_scheme_is_parsed_when_the_config_is_read(
+    tmp_path: Path, monkeypatch, scheme: str, message: str
+) -> None:
+    """These were silently ignored, turned IA201 off, or were internal errors."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        f'[[tool.initaudit.overrides]]\ntensors = ["*"]\nscheme = "{scheme}"\n'
+    )
+    code, out, err = run(_zero_model(tmp_path / "m.onnx"))
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(
+        f"initaudit: error: pyproject.toml [[tool.initaudit.overrides]] #1: 'scheme' = {scheme!r}: "
+    )
+    assert message in line and "internal error" not in line
+
+
+def test_a_declared_scheme_judges_the_tensor(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ws = [M.rng(k).normal(0, 0.02, (64, 64)).astype(np.float32) for k in range(3)]
+    model = M.save(M.mlp(ws), tmp_path / "m.onnx")
+    (tmp_path / "pyproject.toml").write_text(
+        '[[tool.initaudit.overrides]]\ntensors = ["fc2.*"]\nscheme = "uniform(-0.5, 0.5)"\n'
+    )
+    code, out, _ = run("--select", "IA201", model)
+    assert code == 0  # warnings
+    (line,) = [ln for ln in out.splitlines() if "fc2.weight" in ln and "IA201" in ln]
+    assert line.endswith(
+        "fc2.weight [Gemm /fc2/Gemm] IA201 warning: std 0.0201 is ≈14× smaller than the 0.289 "
+        "of the configured scheme uniform(-0.5, 0.5)"
+    )

@@ -1,11 +1,12 @@
-"""The hook in .pre-commit-hooks.yaml, run by the real ``pre-commit try-repo``.
+"""The hooks in .pre-commit-hooks.yaml, run by the real ``pre-commit run`` from the
+``.pre-commit-config.yaml`` the README documents (this repository by path, a commit SHA).
 
-try-repo builds a fresh virtualenv and pip-installs the hook repository into it (the
+pre-commit builds a fresh virtualenv and pip-installs the hook repository into it (the
 dependencies come from PyPI or pip's cache), so this is the slowest test (``slow``: CI runs
 it; ``pytest -m slow`` here). It runs once, over one project holding a clean and a defective
-model, as a user's repository holds both. try-repo wants committed code and ignores
-untracked files, so the package is copied into a temporary git repository and committed
-there: the test checks the working tree, uncommitted changes included.
+model, as a user's repository holds both. pre-commit clones committed code only, so the
+package is copied into a temporary git repository and committed there: the test checks the
+working tree, uncommitted changes included.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests import _models as M
 
 ROOT = Path(__file__).resolve().parent.parent
 PRE_COMMIT = Path(sys.executable).parent / ("pre-commit.exe" if os.name == "nt" else "pre-commit")
-HOOK_FILES = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml")
+HOOK_FILES = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "CHANGELOG.md")
 TIMEOUT = 900
 
 
@@ -61,7 +62,7 @@ def _hook_repo(tmp_path: Path, env: dict[str, str]) -> Path:
     not PRE_COMMIT.exists(), reason="pre-commit is not installed (pip install -e '.[test]')"
 )
 def test_both_hooks_fail_on_the_defect_and_pass_the_clean_model(tmp_path: Path) -> None:
-    """One real ``pre-commit try-repo`` (it builds the hook's virtualenv: the cost) runs both
+    """One real ``pre-commit run`` (it builds the hook's virtualenv: the cost) runs both
     hooks over one project: ``initaudit`` on its two committed models, ``initaudit-factories``
     on the two models its code builds ([tool.initaudit] factories; no file names passed, and
     ONNX-building factories, so the hook's environment needs no framework)."""
@@ -82,10 +83,11 @@ def test_both_hooks_fail_on_the_defect_and_pass_the_clean_model(tmp_path: Path) 
         '[tool.initaudit]\nfactories = ["factorypkg.models:build_clean", '
         '"factorypkg.models:build_zero"]\n'
     )
+    (project / ".pre-commit-config.yaml").write_text(_readme_config(hook, env))
     _git(project, env, "init", "-q")
     _git(project, env, "add", "-A")
     r = subprocess.run(
-        [str(PRE_COMMIT), "try-repo", str(hook), "--all-files", "--verbose"],
+        [str(PRE_COMMIT), "run", "--all-files", "--verbose"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -105,6 +107,29 @@ def test_both_hooks_fail_on_the_defect_and_pass_the_clean_model(tmp_path: Path) 
     assert "factorypkg.models:build_zero: fc2.weight [Gemm /fc2/Gemm] IA101 error" in factories
     assert "build_clean" not in factories.split("- exit code: 1", 1)[1], out
     assert "1 finding (1 error, 0 warnings, 0 info) in 2 files." in factories, out
+
+
+def _readme_config(hook: Path, env: dict[str, str]) -> str:
+    """The README's two pre-commit recipes as one config: its placeholders filled with the
+    hook repository's path and commit SHA (what README "Use with pre-commit" says to use)."""
+    import yaml
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = []
+    for recipe in ("pre-commit-hook", "pre-commit"):
+        start = readme.index(f"<!-- recipe: {recipe} -->")
+        yaml_blocks = re.findall(r"```yaml\n(.*?)```", readme[start:], re.S)
+        blocks.append(yaml.safe_load(yaml_blocks[0]))
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=hook, env=env, capture_output=True, text=True
+    ).stdout.strip()
+    repos = [repo for block in blocks for repo in block["repos"]]
+    assert {(r["repo"], r["rev"]) for r in repos} == {("<initaudit-git-url>", "<commit-sha>")}
+    hooks = [h for r in repos for h in r["hooks"]]
+    for h in hooks:
+        h.pop("additional_dependencies", None)  # torch, for torch factories: these build ONNX
+    config = {"repos": [{"repo": str(hook), "rev": sha, "hooks": hooks}]}
+    return yaml.safe_dump(config)
 
 
 def _sections(out: str, hook_id: str) -> str:

@@ -84,7 +84,6 @@ _CLEAN = M.clean_mlp((4, 3)).SerializeToString()
 _TENSOR = M.tensor("w", np.ones(4, np.float32)).SerializeToString()
 BROKEN: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
     "missing": (lambda tmp: tmp / "nope.onnx", ("not-found",)),
-    "directory": (lambda tmp: tmp, ("not-a-file",)),
     "fifo": (_fifo, ("not-a-file",)),
     "dev-zero": (lambda tmp: Path("/dev/zero"), ("not-a-file",)),
     "empty": (_bytes(b""), ("empty",)),

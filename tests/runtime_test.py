@@ -88,3 +88,41 @@ def test_input_shapes_parse_or_fail_with_the_option_named() -> None:
     for bad in ("x", "=2x3", "x=2xq", "x=0x3", "x=-1"):
         with pytest.raises(ValueError, match="--input-shape"):
             runtime.parse_shapes([bad])
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    from initaudit.cli import cli
+    from tests._click import runner
+
+    r = runner().invoke(cli, ["--isolated", *args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_an_input_shape_for_no_input_of_the_model_is_said(tmp_path: Path) -> None:
+    """It used to be ignored: the model then ran with the default shapes, silently."""
+    from tests import _models as M
+
+    model = M.save(M.clean_mlp(), tmp_path / "m.onnx")
+    code, out, err = _cli(str(model), "--propagate", "--input-shape", "input_ids=1x64")
+    assert code == 0 and "depth profile" not in out
+    assert err == (
+        f"initaudit: warning: {model}: --propagate could not run the model: --input-shape "
+        "names 'input_ids', which is not an input of this model (its inputs: x (Nx64))\n"
+    )
+
+
+def test_a_fixed_input_given_another_shape_says_which(tmp_path: Path) -> None:
+    """Not onnxruntime's message cut mid-line: the input, its fixed shape, what was given."""
+    from tests import _models as M
+
+    m = M.clean_mlp()
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 2  # x: 2x64, no dynamic dim
+    model = M.save(m, tmp_path / "m.onnx")
+    code, _, err = _cli(str(model), "--propagate", "--input-shape", "x=4x64")
+    assert code == 0
+    assert err == (
+        f"initaudit: warning: {model}: --propagate could not run the model: --input-shape "
+        "x=4x64: input 'x' has the fixed shape 2x64 (only the named dimensions can be chosen)\n"
+    )
+    code, out, err = _cli(str(model), "--propagate", "--input-shape", "x=2x64")
+    assert (code, err) == (0, "") and "depth profile" in out

@@ -15,7 +15,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, s
   color: var(--fg); margin: 0 auto; padding: 16px 24px 48px; max-width: 1400px; }
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 28px 0 8px; padding-top: 12px; border-top: 2px solid var(--line);
-  font-family: ui-monospace, SFMono-Regular, Menlo, monospace; word-break: break-all; }
+  font-family: ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap: break-word; }
 h3 { font-size: 15px; margin: 22px 0 8px; }
 p.muted, span.muted, .note { color: var(--muted); }
 .scroll { overflow-x: auto; }
@@ -29,7 +29,8 @@ table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; color: var(-
 table.sortable th[aria-sort=descending]::after { content: " \\25BC"; color: var(--fg); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.name, td.code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
-td.name { overflow-wrap: anywhere; min-width: 10em; } td.code { white-space: nowrap; }
+td.name { overflow-wrap: break-word; min-width: 10em; } td.code { white-space: nowrap; }
+td.fix { white-space: pre-wrap; }
 tr.flagged td { background: var(--flag); }
 .sev { font-weight: 600; text-transform: uppercase; font-size: 11px; }
 .sev-error { color: var(--error); } .sev-warning { color: var(--warning); }
@@ -44,6 +45,7 @@ figure { margin: 0; padding: 6px; border: 1px solid var(--line); border-radius: 
 figure svg { display: block; width: 100%; height: auto; }
 figure.depth { max-width: 900px; }
 figcaption { font-size: 12px; margin-bottom: 4px; }
+figcaption .scale { color: var(--muted); }
 .error-box { border-left: 4px solid var(--error); background: #ffebe9; padding: 8px 12px; }
 a { color: var(--info); text-decoration: none; } a:hover { text-decoration: underline; }
 """

@@ -14,7 +14,7 @@ stats/histogram.py, depth from signal/propagate.py. The page is the same bytes f
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
 
 from initaudit.findings import Finding
@@ -23,14 +23,22 @@ from initaudit.report.html_assets import CSS, JS
 from initaudit.report.model import FileResult, Report, TensorReport
 
 
-def render(report: Report, depth_band: float = 100.0, all_histograms: bool = False) -> str:
+def render(
+    report: Report,
+    depth_band: float = 100.0,
+    all_histograms: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> str:
     """The whole page. ``depth_band`` is IA203's configured factor (``depth-band``: 100 draws
     the band at ±2 decades); ``all_histograms`` draws one for every tensor, not only the
-    flagged ones. Needs matplotlib (:func:`plots.available`)."""
+    flagged ones. ``progress(done, total)`` is called after each figure (matplotlib takes
+    ~0.2 s a figure: a 124M model's every histogram is tens of seconds). Needs matplotlib
+    (:func:`plots.available`)."""
     decades = math.log10(depth_band) if depth_band > 0 else 2.0
+    figures = _Figures(sum(_figure_count(fr, all_histograms) for fr in report.files), progress)
     body = [_header(report)]
     for k, fr in enumerate(report.files):
-        body.extend(_file(k, fr, decades, all_histograms))
+        body.extend(_file(k, fr, decades, all_histograms, figures))
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -49,6 +57,33 @@ def render(report: Report, depth_band: float = 100.0, all_histograms: bool = Fal
             "",
         ]
     )
+
+
+class _Figures:
+    """Counts drawn figures for the progress callback."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None) -> None:
+        self.total, self.done, self.progress = total, 0, progress
+
+    def drawn(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _drawn(fr: FileResult, all_histograms: bool) -> list[tuple[int, TensorReport]]:
+    flagged = {f.tensor for f in fr.findings if f.tensor is not None}
+    return [
+        (i, t)
+        for i, t in enumerate(fr.tensors)
+        if t.histogram is not None and (all_histograms or t.name in flagged)
+    ]
+
+
+def _figure_count(fr: FileResult, all_histograms: bool) -> int:
+    if fr.error is not None:
+        return 0
+    return len(_drawn(fr, all_histograms)) + (1 if len(fr.depth) >= 2 else 0)
 
 
 def _title(report: Report) -> str:
@@ -79,8 +114,10 @@ def _header(report: Report) -> str:
     )
 
 
-def _file(k: int, fr: FileResult, decades: float, all_histograms: bool) -> list[str]:
-    out = [f'<section class="file" id="file-{k}">', f"<h2>{escape(fr.path)}</h2>"]
+def _file(
+    k: int, fr: FileResult, decades: float, all_histograms: bool, figures: _Figures
+) -> list[str]:
+    out = [f'<section class="file" id="file-{k}">', f"<h2>{breakable(fr.path)}</h2>"]
     if fr.error is not None:
         out.append(
             f'<p class="error-box">could not be audited: <b>{escape(fr.error.code)}</b>: '
@@ -89,16 +126,12 @@ def _file(k: int, fr: FileResult, decades: float, all_histograms: bool) -> list[
         return out
     out.extend(f'<p class="note">note: {escape(n)}</p>' for n in fr.notes)
     flagged = {f.tensor for f in fr.findings if f.tensor is not None}
-    drawn = [
-        (i, t)
-        for i, t in enumerate(fr.tensors)
-        if t.histogram is not None and (all_histograms or t.name in flagged)
-    ]
+    drawn = _drawn(fr, all_histograms)
     anchors = {t.name: f"hist-{k}-{i}" for i, t in drawn}
     out += _findings(fr.findings, anchors)
     out += _layers(k, fr, flagged, anchors)
-    out += _histograms(drawn, anchors, fr.findings, all_histograms)
-    out += _depth(k, fr, decades)
+    out += _histograms(drawn, anchors, fr.findings, all_histograms, figures)
+    out += _depth(k, fr, decades, figures)
     out.append("</section>")
     return out
 
@@ -124,12 +157,21 @@ def _findings(findings: Sequence[Finding], anchors: dict[str, str]) -> list[str]
     return out
 
 
+def breakable(name: str) -> str:
+    """A name, escaped, that wraps only after its separators (``.``, ``/``, ``_``, ``:``):
+    ``layers.0.<wbr>self_<wbr>attn...``, never in the middle of a word."""
+    return "".join(escape(c) + ("<wbr>" if c in _SEPARATORS else "") for c in name)
+
+
+_SEPARATORS = frozenset("./_:")
+
+
 def _tensor_link(name: str | None, anchors: dict[str, str]) -> str:
     if name is None:
         return '<span class="muted">(model)</span>'
     if name in anchors:
-        return f'<a href="#{anchors[name]}">{escape(name)}</a>'
-    return escape(name)
+        return f'<a href="#{anchors[name]}">{breakable(name)}</a>'
+    return breakable(name)
 
 
 _COLUMNS = (
@@ -179,7 +221,7 @@ def _layers(k: int, fr: FileResult, flagged: set[str], anchors: dict[str, str]) 
             f"<td>{'×'.join(map(str, t.shape)) or 'scalar'}</td>"
             f"{_num(t.fan_in, 'd')}{_num(t.fan_out, 'd')}"
             f"<td>{escape(t.activation or '')}</td><td>{escape(t.scheme or '')}</td>"
-            f"{_num(t.std, '.3g')}{_num(t.expected_std, '.3g')}{_num(t.ratio, '.2f')}"
+            f"{_num(t.std, '.3g')}{_num(t.expected_std, '.3g')}{_num(t.ratio, '.3g')}"
             f'<td class="code">{" ".join(codes.get(t.name, []))}</td></tr>'
         )
     out.append("</tbody></table></div>")
@@ -191,6 +233,7 @@ def _histograms(
     anchors: dict[str, str],
     findings: Iterable[Finding],
     all_histograms: bool,
+    figures: _Figures,
 ) -> list[str]:
     which = "every layer" if all_histograms else "flagged layers"
     out = [f"<h3>Histograms of {which} ({len(drawn)})</h3>"]
@@ -209,18 +252,20 @@ def _histograms(
     out.append('<div class="grid">')
     for _, t in drawn:
         anchor = anchors[t.name]
-        caption = escape(t.name) + (
+        caption = breakable(t.name) + (
             f' <span class="muted">{" ".join(rules[t.name])}</span>' if t.name in rules else ""
         )
+        caption += f'<br><span class="scale">{escape(plots.describe(t))}</span>'
         out.append(
             f'<figure class="histogram" id="{anchor}" data-tensor="{escape(t.name)}">'
             f"<figcaption>{caption}</figcaption>{plots.histogram_svg(t, anchor)}</figure>"
         )
+        figures.drawn()
     out.append("</div>")
     return out
 
 
-def _depth(k: int, fr: FileResult, decades: float) -> list[str]:
+def _depth(k: int, fr: FileResult, decades: float, figures: _Figures) -> list[str]:
     out = ["<h3>Depth profile</h3>"]
     if len(fr.depth) < 2:
         return [*out, '<p class="muted">Fewer than two weighted layers on a path: no profile.</p>']
@@ -228,6 +273,12 @@ def _depth(k: int, fr: FileResult, decades: float) -> list[str]:
         f'<figure class="depth" id="depth-{k}">{plots.depth_svg(fr.depth, decades, f"d{k}")}'
         "</figure>"
     )
+    figures.drawn()
+    if not all(d.judged for d in fr.depth):
+        out.append(
+            '<p class="muted">Filled points are the layers IA203 judges (the residual '
+            "stream); hollow ones run inside a residual branch and are shown, not judged.</p>"
+        )
     gaps = [
         f"{d.tensor} {what} ({'0' if v < 0 else 'overflow'})"
         for d in fr.depth

@@ -55,6 +55,7 @@ def _depth(d: DepthEntry) -> dict[str, Any]:
         "log10_backward": _num(d.log10_backward),
         "log10_output": _num(d.log10_output),
         "measured_log10_output": _num(d.measured_log10_output),
+        "judged": d.judged,
     }
 
 

@@ -6,6 +6,7 @@ every field is documented and every record is frozen.
 
 from __future__ import annotations
 
+import math
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,11 @@ class ErrorEntry:
     message: str
 
 
+# --propagate: a measurement this many times off the prediction gets a footnote (README
+# "Signal propagation" lists what the prediction does not model).
+DISAGREE = 3.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class DepthEntry:
     """One weighted layer on the path from inputs to outputs (README "Signal propagation").
@@ -72,6 +78,22 @@ class DepthEntry:
     log10_backward: float
     measured_log10_output: float | None = None
     log10_output: float | None = None  # predicted second moment of the layer's own output
+    judged: bool = True  # on the path IA203 judges (the residual stream, or every layer)
+
+    @property
+    def measured_factor(self) -> float | None:
+        """Measured / predicted E[x²] of the output (``--propagate``); None without both."""
+        if self.measured_log10_output is None or self.log10_output is None:
+            return None
+        if not (math.isfinite(self.measured_log10_output) and math.isfinite(self.log10_output)):
+            return None
+        return float(10.0 ** (self.measured_log10_output - self.log10_output))
+
+    @property
+    def disagrees(self) -> bool:
+        """Prediction and measurement differ by more than :data:`DISAGREE`."""
+        f = self.measured_factor
+        return f is not None and not 1 / DISAGREE <= f <= DISAGREE
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,12 @@ class FileResult:
     depth_assumptions: tuple[str, ...] = ()  # op types whose effect on scale was assumed
     notes: tuple[str, ...] = ()  # warnings about this file that are not findings (stderr)
     exporter: str | None = None
+    # The command line's run: this file's own fail-on ("error", ..., "never"), from the
+    # configuration found for it; None follows the report's.
+    fail_on: str | None = None
+    # Absolute paths of the external data files the model read (not in the JSON): a run
+    # skips such a file when it is also named as a model.
+    data_files: tuple[str, ...] = ()
 
     def tensor(self, name: str) -> TensorReport:
         """The report of the tensor called ``name``; KeyError if it was not audited."""
@@ -145,11 +173,16 @@ class Report:
         )
 
     def exit_code(self) -> int:
-        """2 if any file could not be audited, else 1 if a finding reaches fail_on, else 0."""
+        """2 if any file could not be audited, else 1 if a finding reaches its file's fail-on
+        (the report's ``fail_on`` unless the file has its own), else 0."""
         if any(f.error is not None for f in self.files):
             return 2
-        if self.fail_on is None:
-            return 0
-        threshold = self.fail_on
-        hit = any(x.severity >= threshold for f in self.files for x in f.findings)
-        return 1 if hit else 0
+        for f in self.files:
+            threshold = self.fail_on if f.fail_on is None else _level(f.fail_on)
+            if threshold is not None and any(x.severity >= threshold for x in f.findings):
+                return 1
+        return 0
+
+
+def _level(fail_on: str) -> Severity | None:
+    return None if fail_on == "never" else Severity.parse(fail_on)

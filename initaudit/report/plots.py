@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from initaudit.numfmt import than
 from initaudit.report.model import DepthEntry, TensorReport
 
 if TYPE_CHECKING:
     from initaudit.stats.histogram import Histogram
 
-MISSING = "initaudit: --html needs matplotlib: pip install 'initaudit[report]'"
+MISSING = "initaudit: --html needs matplotlib (initaudit's report extra): pip install matplotlib"
 
 _RC: dict[str, Any] = {
     "svg.hashsalt": "initaudit",
@@ -42,7 +43,10 @@ EXPECTED = "#e45756"
 BACKWARD = "#72b7b2"
 MEASURED = "#f58518"
 BAND = "#54a24b"
-CURVE_HEADROOM = 4.0  # an expected spike may rise to this many times the histogram's top
+# The expected density is drawn whole up to this many times the histogram's top; a spike
+# taller than that (a layer off by orders of magnitude) is cut there and labelled with its
+# peak, so the bars stay readable and nothing is clipped silently.
+CURVE_HEADROOM = 25.0
 
 
 def available() -> bool:
@@ -84,7 +88,10 @@ def _svg(fig: Any, prefix: str) -> str:
 
 
 def histogram_svg(t: TensorReport, prefix: str) -> str:
-    """The tensor's values (bars) and the density its scheme predicts (line)."""
+    """The tensor's values (bars) and the density its scheme predicts (line); the caption
+    (:func:`describe`) says what they are."""
+    from matplotlib.ticker import MaxNLocator
+
     h: Histogram | None = t.histogram
     if h is None:
         return ""
@@ -92,16 +99,30 @@ def histogram_svg(t: TensorReport, prefix: str) -> str:
         fig = _figure(4.2, 2.7)
         ax = fig.add_subplot()
         ax.stairs(h.density, h.edges, fill=True, color=VALUES, alpha=0.55, label=_values_label(h))
-        top = max(h.density, default=0.0)
+        ax.patch.set_gid("axes")
+        bars = max(h.density, default=0.0)
+        top = bars
         if h.expected is not None:
             e = h.expected
             kind = "identified" if e.matched else "closest"
-            ax.plot(e.x, e.y, color=EXPECTED, lw=1.6, label=f"{kind}: {e.label}")
-            top = max(top, min(max(e.y, default=0.0), CURVE_HEADROOM * top))
+            peak = max(e.y, default=0.0)
+            top = max(bars, min(peak, CURVE_HEADROOM * bars) if bars > 0 else peak)
+            ys = [min(v, top) for v in e.y]  # a spike past the headroom is cut, and says so
+            (line,) = ax.plot(e.x, ys, color=EXPECTED, lw=1.6, label=f"{kind}: {e.label}")
+            line.set_gid("expected")
+            if peak > top * 1.0001:
+                ax.annotate(
+                    f"peak {peak:.3g} ↑",
+                    xy=(e.x[e.y.index(peak)], top),
+                    xytext=(4, -10),
+                    textcoords="offset points",
+                    color=EXPECTED,
+                    fontsize=7,
+                )
         if top > 0:
             ax.set_ylim(0, top * 1.08)
         ax.set_xlim(h.edges[0], h.edges[-1])
-        ax.set_title(_title(t), loc="left")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))  # tick labels never run together
         ax.set_xlabel("value")
         ax.set_ylabel("density")
         # Below the axes: inside, it would hide the spike or the tails it is there to show.
@@ -113,19 +134,60 @@ def _values_label(h: Histogram) -> str:
     return f"values ({h.n:,} sampled)" if h.n else "values"
 
 
-def _title(t: TensorReport) -> str:
-    """The figure's caption names the tensor; the title says what it is and how it scales."""
-    parts = [t.op_type or t.role, "x".join(map(str, t.shape)) or "scalar"]
-    if t.std is not None:
-        parts.append(f"std {t.std:.3g}")
-        if t.expected_std is not None and t.ratio is not None:
-            parts[-1] += f" vs {t.expected_std:.3g} expected ({t.ratio:.2f}x)"
-    return "  ".join(parts)
+def describe(t: TensorReport) -> str:
+    """What the tensor is and how it scales, for the figure's caption (HTML, so it wraps
+    whatever the numbers): ``Gemm 128×64 · std 1.01, ≈4.9× larger than the closest scheme's
+    0.208``."""
+    head = f"{t.op_type or t.role} {'×'.join(map(str, t.shape)) or 'scalar'}"
+    if t.std is None:
+        return head
+    scale = f"std {t.std:.3g}"
+    e = t.histogram.expected if t.histogram is not None else None
+    if e is not None and e.std > 0:
+        whose = "identified" if e.matched else "closest"
+        scale += f", {than(t.std / e.std)} the {whose} scheme's {e.std:.3g}"
+    return f"{head} · {scale}"
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:
     """None and ±inf (a zero layer) become gaps in the line, not points off the chart."""
     return [v if v is not None and math.isfinite(v) else math.nan for v in values]
+
+
+TICK_CHARS = 28
+
+
+def _short(name: str) -> str:
+    """A tick label that leaves room for the chart: a long name keeps its start and end
+    (``model.encoder…query.weight``); the table and the findings have it whole."""
+    if len(name) <= TICK_CHARS:
+        return name
+    return name[:11] + "…" + name[-(TICK_CHARS - 12) :]
+
+
+def _judged_line(
+    ax: Any,
+    x: list[int],
+    y: list[float],
+    judged: list[bool],
+    marker: str,
+    colour: str,
+    label: str,
+    gid: str,
+) -> None:
+    """The line through every layer; filled markers where IA203 judges (the residual stream,
+    or every layer of a plain stack), hollow ones inside a residual branch."""
+    ax.plot(x, y, "-", color=colour, lw=1.4, label=label)
+    ins = [(a, b) for a, b, j in zip(x, y, judged, strict=True) if j]
+    outs = [(a, b) for a, b, j in zip(x, y, judged, strict=True) if not j]
+    if ins:
+        (pts,) = ax.plot(*zip(*ins, strict=True), marker, ms=4, color=colour, ls="none")
+        pts.set_gid(f"{gid}-judged")
+    if outs:
+        (pts,) = ax.plot(
+            *zip(*outs, strict=True), marker, ms=4, color=colour, mfc="white", ls="none"
+        )
+        pts.set_gid(f"{gid}-not-judged")
 
 
 def depth_svg(depth: Sequence[DepthEntry], band: float, prefix: str) -> str:
@@ -142,10 +204,14 @@ def depth_svg(depth: Sequence[DepthEntry], band: float, prefix: str) -> str:
             ax.axhline(y, color=BAND, lw=0.8, ls="--")
         forward = _finite([d.log10_forward for d in depth])
         backward = _finite([d.log10_backward for d in depth])
-        ax.plot(x, forward, "o-", ms=3, color=VALUES, label="forward: activations")
-        ax.plot(x, backward, "s-", ms=3, color=BACKWARD, label="backward: gradients")
+        judged = [d.judged for d in depth]
+        _judged_line(ax, x, forward, judged, "o", VALUES, "forward: activations", "forward")
+        _judged_line(ax, x, backward, judged, "s", BACKWARD, "backward: gradients", "backward")
         ax.set_ylabel("log10 E[x²], relative")
-        ax.set_title(f"Predicted signal scale by depth (IA203 band ±{band:g} decades)", loc="left")
+        title = f"Predicted signal scale by depth (IA203 band ±{band:g} decades)"
+        if not all(judged):
+            title += "; filled: judged by IA203"
+        ax.set_title(title, loc="left")
         ax.legend(loc="best", fontsize=7, frameon=False)
         if measured:
             bx = axes[1]
@@ -158,6 +224,7 @@ def depth_svg(depth: Sequence[DepthEntry], band: float, prefix: str) -> str:
             bx.legend(loc="best", fontsize=7, frameon=False)
         bottom = axes[-1]
         step = max(1, math.ceil(len(depth) / 40))
-        bottom.set_xticks(x[::step], [d.tensor for d in depth][::step], rotation=60, ha="right")
+        labels = [_short(d.tensor) for d in depth][::step]
+        bottom.set_xticks(x[::step], labels, rotation=60, ha="right")
         bottom.set_xlabel("layer (path from inputs to outputs)")
         return _svg(fig, prefix)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from initaudit.findings import Finding, Severity
-from initaudit.report.model import FileResult, Report
+from initaudit.report.model import DISAGREE, FileResult, Report
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -25,26 +27,44 @@ def _line(path: str, f: Finding, colour: bool) -> str:
     head = f"{path}: {where}" + (f" [{ctx}]" if ctx else "")
     text = f"{head} {code} {sev}: {f.message}"
     if f.fix:
-        text += f"\n    fix: {f.fix}"
+        # A multi-line fix (an override snippet) stays under its "fix:" label.
+        text += "\n    fix: " + f.fix.replace("\n", "\n         ")
     return text
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.2f}"
+def _moment(log10: float | None) -> str:
+    """A second moment from its log10, as a plain number (0.16, 5.4e-07)."""
+    if log10 is None:
+        return "n/a"
+    if math.isinf(log10):
+        return "0" if log10 < 0 else "overflow"
+    return f"{10.0**log10:.2g}" if abs(log10) < 300 else f"1e{log10:+.0f}"
 
 
 def _depth_table(fr: FileResult) -> list[str]:
-    """--propagate: predicted and measured log10 second moment of each layer's output."""
-    width = max(len(d.tensor) for d in fr.depth)
+    """--propagate: each layer's output E[x²], predicted and measured, one quantity, labelled;
+    a footnote marks the layers where the two differ by more than DISAGREE."""
+    width = max(len("layer"), *(len(d.tensor) for d in fr.depth))
+    nodes = max(len("node"), *(len(d.node) for d in fr.depth))
+    ops = max(len("op"), *(len(d.op_type) for d in fr.depth))
     rows = [
-        f"{fr.path}: depth profile, log10 E[x²] of each layer's output (inputs N(0, 1)):",
-        f"  {'layer':<{width}}  {'op':<10} predicted  measured",
+        f"{fr.path}: depth profile, E[x²] of each layer's output for inputs N(0, 1) "
+        "(--propagate runs the model):",
+        f"  {'layer':<{width}}  {'node':<{nodes}}  {'op':<{ops}}  {'predicted':>9}  "
+        f"{'measured':>9}",
     ]
     rows += [
-        f"  {d.tensor:<{width}}  {d.op_type:<10} {_fmt(d.log10_output):>9}  "
-        f"{_fmt(d.measured_log10_output):>8}"
+        f"  {d.tensor:<{width}}  {d.node:<{nodes}}  {d.op_type:<{ops}}  "
+        f"{_moment(d.log10_output):>9}  {_moment(d.measured_log10_output):>9}"
+        + (" *" if d.disagrees else "")
         for d in fr.depth
     ]
+    if any(d.disagrees for d in fr.depth):
+        rows.append(
+            f"  * measured and predicted differ by more than {DISAGREE:g}×. The prediction "
+            "resets the scale at a BatchNorm folded into a conv (as training would), follows "
+            "one step of an LSTM/GRU/RNN, and bounds attention from above."
+        )
     return rows
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
@@ -56,8 +57,7 @@ class ZeroWeight(Rule):
                     site,
                     f"all {m.size} values are 0; this matches {pattern}, which is usually "
                     "intentional",
-                    fix="if intended, ignore IA101 for this tensor; otherwise initialize it "
-                    "with a fan-aware scheme",
+                    fix=silence_snippet(site.name),
                     severity=Severity.INFO,
                 )
 
@@ -80,6 +80,28 @@ _FOLDED_ZERO = (
     "a zero-initialized BatchNorm (γ = 0: zero_init_last / zero_init_residual) that the "
     "exporter folded into this layer"
 )
+
+
+def silence_snippet(tensor: str) -> str:
+    """The fix of an intentional zero: the exact override that silences it (ONNX has no
+    ``# noqa``), the tensor's name escaped as an fnmatch glob inside a TOML string."""
+    glob = re.sub(r"([*?[])", r"[\1]", tensor)
+    return (
+        "if intended, add to pyproject.toml:\n"
+        "    [[tool.initaudit.overrides]]\n"
+        f"    tensors = [{_toml_string(glob)}]\n"
+        "    allow-zeros = true\n"
+        "otherwise initialize it with a fan-aware scheme"
+    )
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = "".join(
+        "\\" + c if c in '"\\' else f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+        for c in text
+    )
+    return f'"{escaped}"'
 
 
 def intentional_zero(site: WeightSite) -> str | None:

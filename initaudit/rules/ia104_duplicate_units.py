@@ -40,6 +40,10 @@ class DuplicateUnits(Rule):
             dup = st.duplicates
             if dup is None or not dup.groups:
                 continue
+            fix = "initialize every output unit independently (no broadcast/repeat of one row)"
+            if len(dup.groups) == 1 and len(dup.groups[0]) == dup.n_units:
+                yield self.finding(site, f"all {dup.n_units} output units are identical", fix=fix)
+                continue
             shown = "; ".join(_fmt(g) for g in dup.groups[:3])
             more = f" and {len(dup.groups) - 3} more groups" if len(dup.groups) > 3 else ""
             axis = site.units.axis if site.units else 0
@@ -47,7 +51,7 @@ class DuplicateUnits(Rule):
                 site,
                 f"{dup.n_duplicated} of {dup.n_units} output units are exact copies of another "
                 f"(indices along axis {axis}: {shown}{more})",
-                fix="initialize every output unit independently (no broadcast/repeat of one row)",
+                fix=fix,
             )
 
 

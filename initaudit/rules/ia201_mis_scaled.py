@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 
 from initaudit.findings import Finding, Severity
 from initaudit.graph.model import End, Role, WeightSite
+from initaudit.numfmt import than
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
+from initaudit.stats.recommend import recommended
 
 
 class MisScaled(Rule):
@@ -35,12 +36,14 @@ class MisScaled(Rule):
 
     ## Why it matters
     Each layer multiplies the signal's variance by fan_in·Var(W) times the activation's factor.
-    A weight 10x too large explodes activations and gradients within a few layers; 10x too
+    A weight 10× too large explodes activations and gradients within a few layers; 10× too
     small makes them vanish, and the network trains slowly or not at all.
 
     ## Example
-    Gemm `fc1.weight` [128, 64] drawn with `nn.init.normal_(w)` (std 1.0) before a ReLU: the
-    nearest scheme, kaiming_normal(fan_in, relu), has std 0.177, a ratio of 5.7.
+    Gemm `fc1.weight` [128, 64] drawn with `nn.init.normal_(w)` (std 1.0) before a ReLU: "std
+    1.01 is ≈5.7× larger than the 0.177 kaiming_normal(fan_in, relu) gives this layer". The
+    message compares with the scheme that suits the activation (what the fix gives), or with
+    the nearest plausible scheme when the activation suggests none.
 
     ## Use instead
     The scheme that fits the activation: `nn.init.kaiming_normal_(w, nonlinearity="relu")`
@@ -57,14 +60,15 @@ class MisScaled(Rule):
     def check(self, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.config.threshold("scale-ratio")
         for site, st in ctx.judged():
-            declared = _declared_std(ctx, site)
+            declared = _declared(ctx, site)
             if declared is not None:
-                ratio = (st.moments.std or 0.0) / declared
+                std, scheme = declared
+                ratio = (st.moments.std or 0.0) / std
                 if _far(ratio, limit):
                     yield self.finding(
                         site,
-                        f"std {st.moments.std:.3g} is {_times(ratio)} the configured "
-                        f"scheme's std {declared:.3g}",
+                        f"std {st.moments.std:.3g} is {than(ratio)} the {std:.3g} of "
+                        f"the configured scheme {scheme}",
                         fix="re-initialize it with the configured scheme",
                     )
                 continue
@@ -77,43 +81,60 @@ class MisScaled(Rule):
                 yield self._report(ctx, site, st)
 
     def _report(self, ctx: RuleContext, site: WeightSite, st: SiteStats) -> Finding:
+        # One comparison: with the scheme that suits this layer's activation when there is
+        # one (what the fix gives), else with the nearest plausible scheme the rule judged by
+        # (for a fixed-std recipe in a plain stack, the nearest fan-based one).
         fit = st.fit
         std = st.moments.std or 0.0
-        closest = fit.fan_based if fit.matched else fit.closest
         act = site.activation.label if site.activation else "unknown"
-        near = (
-            f"the nearest plausible scheme is {closest.label} (std {closest.std:.3g})"
-            if (closest)
-            else "no scheme is near"
-        )
         rec = ctx.recommended(site)
-        ratio = std / closest.std if closest else fit.ratio or 0.0
-        msg = (
-            f"std {std:.3g} is {_times(ratio)} off for fan_in={site.fan_in}, "
-            f"fan_out={site.fan_out}: {near}"
-        )
+        closest = fit.fan_based if fit.matched else fit.closest
+        head = f"std {std:.3g} is"
         if fit.matched:
-            msg = (
+            head = (
                 f"std {std:.3g} matches the fixed-std recipe {fit.scheme}, but in a network "
                 "with no normalization and no residual connection every layer's scale "
-                f"compounds into the next: {_times(ratio)} the fan-based {near[22:]}"
+                "compounds into the next: it is"
             )
-        if ratio < 1 and site.activation is not None and site.activation.end == End.OUTPUT:
+            # The model's own fixed std (the house scheme) is what is judged here: the message
+            # and the fix name the textbook scheme for the activation instead of repeating it.
+            if rec is not None and rec.fixed:
+                rec = recommended(site)
+        if (
+            closest is not None
+            and std < closest.std
+            and site.activation is not None
+            and site.activation.end == End.OUTPUT
+        ):
             # Logits start small by design where the head is scaled down: timm's
             # head_init_scale (eva.py:867-871, `self.head.weight.mul_(head_init_scale)`,
             # 0.001 for EVA; also beit, convnext, hiera), muP's zero readout. The zero head
             # is IA101 info for the same reason.
-            msg += (
-                "; this matches a down-scaled classifier head (timm head_init_scale, muP "
-                "readout): small logits at init, which is usually intentional"
+            msg = (
+                f"{head} {than(std / closest.std)} the {closest.std:.3g} of the nearest "
+                f"plausible scheme, {closest.label} (fan_in={site.fan_in}, fan_out="
+                f"{site.fan_out}); this matches a down-scaled classifier head (timm "
+                "head_init_scale, muP readout): small logits at init, which is usually "
+                "intentional"
             )
             return self.finding(
                 site, msg, fix="if intended, ignore IA201 for this tensor", severity=Severity.INFO
             )
-        fix = None
-        if rec is not None:
-            msg += f"; before {act}, {rec.label} gives std {rec.std:.3g} ({_times(std / rec.std)})"
-            fix = f"{ctx.scheme_fix(site, rec)} gives std {rec.std:.3g} here"
+        fix = None if rec is None else f"{ctx.scheme_fix(site, rec)} gives std {rec.std:.3g} here"
+        if rec is not None and rec.std > 0:
+            msg = (
+                f"{head} {than(std / rec.std)} the {rec.std:.3g} {rec.label} gives this "
+                f"layer (fan_in={site.fan_in}, before {act})"
+            )
+            return self.finding(site, msg, fix=fix)
+        expected = closest.std if closest else fit.expected_std
+        where = f"fan_in={site.fan_in}, fan_out={site.fan_out}"
+        if expected:
+            kind = "fan-based" if fit.matched else "plausible"
+            name = f" of the nearest {kind} scheme, {closest.label}" if closest else ""
+            msg = f"{head} {than(std / expected)} the {expected:.3g}{name} ({where})"
+        else:
+            msg = f"std {std:.3g} fits no plausible scheme for {where}"
         return self.finding(site, msg, fix=fix)
 
 
@@ -146,22 +167,11 @@ def _misscaled(st: SiteStats, limit: float, plain: bool) -> bool:
     return _far(fit.ratio, limit)
 
 
-def _times(ratio: float) -> str:
-    return f"{ratio:.3g}x" if ratio >= 1 else f"1/{1 / ratio:.3g}x" if ratio > 0 else "0x"
-
-
-_STD = re.compile(r"std\s*=\s*([0-9.eE+-]+)")
-_BOUND = re.compile(r"(?:bound\s*=\s*|uniform\(\s*-?)([0-9.eE+-]+)")
-
-
-def _declared_std(ctx: RuleContext, site: WeightSite) -> float | None:
-    """The std a configured override declares for this tensor ("normal(std=0.02)",
-    "trunc_normal(std=0.02)", "uniform(bound=0.05)" or "uniform(-0.05, 0.05)")."""
+def _declared(ctx: RuleContext, site: WeightSite) -> tuple[float, str] | None:
+    """The std a configured override declares for this tensor, and the scheme as written
+    (config.parse_scheme: validated when the configuration was read)."""
     for o in ctx.config.overrides_for(site.name, site.node or None):
-        if not o.scheme:
-            continue
-        if m := _STD.search(o.scheme):
-            return float(m.group(1))
-        if m := _BOUND.search(o.scheme):
-            return abs(float(m.group(1))) / math.sqrt(3.0)
+        std = o.declared_std
+        if std is not None and o.scheme is not None:
+            return std, o.scheme
     return None

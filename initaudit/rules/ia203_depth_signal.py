@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from initaudit.findings import Finding, Severity
 from initaudit.fixes import DEEP_RELU
+from initaudit.numfmt import approx, factor_log10
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.signal.model import DepthLayer
 
@@ -33,8 +35,11 @@ class DepthSignal(Rule):
     dead or saturated units and exploding or vanishing gradients.
 
     ## Example
-    A 30-layer Linear+ReLU MLP of width 256 with `nn.init.normal_(w, std=0.01)`: each layer
-    multiplies the second moment by 256 · 1e-4 / 2 = 0.0128.
+    A 12-layer Linear+ReLU MLP of width 64 left at PyTorch's default U(±1/sqrt(fan_in)): no
+    layer is mis-scaled on its own, but each keeps 1/6 of the second moment (fan_in · 1/(3
+    fan_in) · 1/2), 1/6¹² ≈ 5e-10 through the stack. (When layers are mis-scaled on their own,
+    IA201 reports them and this finding is their consequence: README "One root cause, one
+    finding".)
 
     ## Use instead
     `nn.init.kaiming_normal_(w, nonlinearity="relu")` keeps the second moment constant
@@ -60,6 +65,7 @@ class DepthSignal(Rule):
             [d.hops_forward for d in layers],
             band,
             "forward activations",
+            "at the input (or the last normalization)",
             profile.assumptions,
             ctx.fix(DEEP_RELU),
         )
@@ -69,6 +75,7 @@ class DepthSignal(Rule):
             [d.hops_backward for d in layers][::-1],
             band,
             "backward gradients",
+            "at the output (or the last normalization)",
             profile.assumptions,
             ctx.fix(DEEP_RELU),
         )
@@ -80,6 +87,7 @@ class DepthSignal(Rule):
         hops: Sequence[int],
         band: float,
         what: str,
+        reference: str,
         assumptions: Sequence[str],
         fix: str,
     ) -> Iterator[Finding]:
@@ -113,25 +121,16 @@ class DepthSignal(Rule):
             for k in range(len(values))
         ]
         worst = sorted((s for s in steps if s[0] * sign > 0), key=lambda s: -abs(s[0]))[:3]
-        top = ", ".join(f"{name} ({_factor(step)})" for step, name in worst)
+        top = ", ".join(f"{name} ({factor_log10(step)})" for step, name in worst)
         msg = (
-            f"{what} {kind}: predicted second moment reaches {_pow(extreme)} and leaves "
-            f"the 1e±{band:g} band at {layers[cross].tensor} (layer {cross + 1} of "
-            f"{len(layers)} in this direction); largest contributions: {top}"
+            f"{what} {kind}: the predicted second moment becomes {factor_log10(extreme)} "
+            f"than {reference} and leaves the {approx(10**band)}× "
+            f"band at {layers[cross].tensor} (layer {cross + 1} of {len(layers)} in this "
+            f"direction); largest contributions: {top}"
         )
         if assumptions:
             msg += f" (assumed scale-neutral: {', '.join(assumptions)})"
-        yield self.finding(None, msg, fix=fix)
-
-
-def _pow(log10: float) -> str:
-    if math.isinf(log10):
-        return "0" if log10 < 0 else "inf"
-    return f"1e{log10:+.1f}"
-
-
-def _factor(step: float) -> str:
-    if math.isinf(step):
-        return "x0" if step < 0 else "xinf"
-    x = 10.0**step
-    return f"x{x:.3g}" if x >= 1 else f"x1/{1 / x:.3g}"
+        # The layers to blame, largest first: the precedence layer (precedence.py) drops this
+        # finding when the largest one already has its own root-cause finding.
+        finding = self.finding(None, msg, fix=fix)
+        yield replace(finding, related=tuple(name for _, name in worst))

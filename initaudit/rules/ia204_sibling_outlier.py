@@ -8,6 +8,7 @@ from initaudit.findings import Finding, Severity
 from initaudit.fixes import Fix
 from initaudit.graph.facts import site_template
 from initaudit.graph.model import WeightSite
+from initaudit.numfmt import than
 from initaudit.rules._base import Rule, RuleContext
 from initaudit.stats.measure import SiteStats
 from initaudit.stats.model import RANDOM_FAMILIES, Family
@@ -38,12 +39,12 @@ class SiblingOutlier(Rule):
     only in a layer index (`layers.7.mlp.fc1.weight` among `layers.*.mlp.fc1.weight`) with the
     same shape, or, where the exporter dropped names, weights of the same op, shape, role and
     position (activation, residual end). In a group of at least three, a member whose std is
-    more than 1.25x from the group's median (and beyond its sampling error), or whose
+    more than 1.25× from the group's median (and beyond its sampling error), or whose
     distribution family differs from the majority's, is reported when at most a third of the
     group disagrees. A member matched to a scheme tied to its position (T5's query scale,
     GPT-2's residual projections) is not compared: it differs on purpose. Embedding tables
     whose rows are summed into one input stream (word, position and token-type embeddings)
-    are siblings too, whatever their names: one whose std is more than 10x the others' is
+    are siblings too, whatever their names: one whose std is more than 10× the others' is
     reported (frameworks draw positions at up to half the words' std on purpose).
 
     ## Why it matters
@@ -108,7 +109,7 @@ class SiblingOutlier(Rule):
                     )
                     yield self.finding(
                         site,
-                        f"std {std:.3g} is {_factor(std / ref)} the tables summed with it into "
+                        f"std {std:.3g} is {than(std / ref)} the tables summed with it into "
                         f"one input stream ({others}): {effect}",
                         fix=ctx.fix(_STREAM_FIX),
                     )
@@ -146,7 +147,7 @@ class SiblingOutlier(Rule):
         label = key[1] if key[0] == "name" else f"{len(members)} {key[2]} [{key[1]}] weights"
         for site, st, std, off_scale in odd:
             what = (
-                (f"std {std:.3g} vs the siblings' median {median:.3g} ({std / median:.2g}x)")
+                f"std {std:.3g} is {than(std / median)} the siblings' median {median:.3g}"
                 if off_scale
                 else (f"drawn from a {st.fit.family} distribution where its siblings are {common}")
             )
@@ -155,10 +156,6 @@ class SiblingOutlier(Rule):
                 f"{what}; siblings: {label} ({len(members)} tensors)",
                 fix=ctx.fix(_FIX),
             )
-
-
-def _factor(ratio: float) -> str:
-    return f"{ratio:.3g}x" if ratio >= 1 else f"1/{1 / ratio:.3g}x"
 
 
 def _bell(family: Family | None) -> Family | None:

@@ -112,8 +112,11 @@ def measure_all(
     sizes = [_stored_bytes(s, store) for s in sites]
     done = [0, 0]
     lock = threading.Lock()  # the callback runs on whichever thread finished a tensor
+    stop = threading.Event()  # set when the run is interrupted: queued tensors are not started
 
     def one(i: int) -> SiteStats:
+        if stop.is_set():
+            raise _Stopped
         result = measure(sites[i], store, facts, tied.get(sites[i].name), histograms)
         if progress is not None:
             with lock:
@@ -145,6 +148,9 @@ def measure_all(
             try:
                 results = [futures[i].result() for i in range(len(sites))]
             except BaseException:
+                # Ctrl-C arrives in this (the main) thread: no queued tensor starts, and the
+                # pool's exit waits only for the tensors being measured right now.
+                stop.set()
                 for f in futures.values():
                     f.cancel()
                 raise
@@ -178,6 +184,10 @@ def _refit_shared(
             values.release(0, values.size)
         out[i] = replace(r, fit=fit, histogram=hist)
     return out
+
+
+class _Stopped(Exception):
+    """A queued tensor's measurement, skipped because the run was interrupted."""
 
 
 def _stored_bytes(site: WeightSite, store: TensorStore) -> int:

@@ -11,7 +11,7 @@ from tests.report._golden import check_golden, run_format
 
 
 def _render(*files: FileResult) -> str:
-    return github.render(Report(files, "0.1.0"))
+    return github.render(Report(files, "9.9.9"))
 
 
 def test_golden(tmp_path: Path) -> None:

@@ -86,7 +86,9 @@ def test_missing_matplotlib_is_one_line_and_exit_2(
     out = tmp_path / "r.html"
     code, stdout, stderr = _run(NAIVE, "--html", out)
     assert code == 2
-    assert stderr == "initaudit: --html needs matplotlib: pip install 'initaudit[report]'\n"
+    assert stderr == (
+        "initaudit: --html needs matplotlib (initaudit's report extra): pip install matplotlib\n"
+    )
     assert stdout == ""
     assert not out.exists()
 
@@ -123,3 +125,50 @@ def test_depth_profile_shows_measurement_and_gaps() -> None:
     page = html_report.render(report)
     assert "measured (--propagate)" in page
     assert "Not drawn, predicted 0 or overflowing: b.weight forward (0)" in page
+
+
+def test_every_histogram_reports_progress(tmp_path: Path) -> None:
+    """--html-all-histograms on a big model draws for tens of seconds: the page reports each
+    figure (the command line shows it as a bar on a terminal)."""
+    from initaudit.audit import AuditOptions, audit_file
+    from initaudit.report.model import Report
+
+    result = audit_file(TORCH / "hf_gpt2_tiny__dynamo.onnx", AuditOptions(histograms=True))
+    calls: list[tuple[int, int]] = []
+    html_report.render(
+        Report((result,), "0"), all_histograms=True, progress=lambda *a: calls.append(a)
+    )
+    total = calls[-1][1]
+    assert calls == [(k, total) for k in range(1, total + 1)]
+    assert total == len(result.tensors) + 1  # every tensor and the depth profile
+
+
+def test_a_step_bar_appears_on_a_terminal_only() -> None:
+    import io
+
+    from initaudit.progress import StepBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    bar = StepBar("writing HTML", term, delay=0.0)
+    for done in range(1, 4):
+        bar(done, 3)
+    assert "writing HTML" in term.getvalue() and "3/3" in term.getvalue()
+
+
+def test_a_long_name_leaves_the_charts_drawable(tmp_path: Path) -> None:
+    """A 60-character name as a rotated tick label collapsed the depth chart (matplotlib
+    printed a UserWarning on stderr)."""
+    import numpy as np
+
+    from tests import _models as M
+
+    names = ["model.encoder.layer.0.attention.self.query_projection.weight", "b.w", "c.w"]
+    ws = [M.torch_default((16, 8), 8), M.torch_default((16, 16), 16), M.torch_default((4, 16), 16)]
+    model = M.save(M.mlp([np.asarray(w) for w in ws], names=names), tmp_path / "m.onnx")
+    code, _, err = _run(model, "--html", tmp_path / "r.html", "--html-all-histograms")
+    assert (code, err) == (0, "")
+    assert ">model.encod…rojection.weight<" in (tmp_path / "r.html").read_text()

@@ -62,12 +62,13 @@ def test_page_loads_offline_with_no_console_errors(page: _chromium.Browser, repo
 def test_flagged_layers_are_shown(page: _chromium.Browser) -> None:
     text = page.js("document.body.innerText")
     assert "all 16384 values of this weight are 0" in text
-    # 3 digits of std 1.0127 and ratio 4.86096: >80x further from a rounding edge than numpy's
-    # summation order can move them (~1e-5 relative), so no tolerance is needed.
-    assert "std 1.01 is 4.86x off" in text
+    # 3 digits of std 1.0127 and 2 of the factor 5.73: far further from a rounding edge than
+    # numpy's summation order can move them (~1e-5 relative), so no tolerance is needed.
+    assert "std 1.01 is ≈5.7× larger than the 0.177 kaiming_normal(fan_in, relu)" in text
     figures = page.js(
         "Array.from(document.querySelectorAll('figure.histogram'))"
-        ".map(f => [f.closest('section').id, f.querySelector('figcaption').innerText])"
+        ".map(f => [f.closest('section').id,"
+        " f.querySelector('figcaption').innerText.split('\\n')[0]])"
     )
     assert figures == [
         ["file-0", "fc1.weight IA201"],
@@ -127,3 +128,105 @@ def test_depth_profile_is_drawn(page: _chromium.Browser) -> None:
     box = page.box("#depth-0 svg")
     assert box["width"] > 400 and box["height"] > 150
     assert "IA203 band ±2 decades" in page.js("document.querySelector('#depth-0').textContent")
+
+
+# A second page for what the first one does not show: a name long enough to wrap, a layer
+# ~25,000× too wide (its ratio and title), and a residual network (points IA203 does not judge).
+LONG = "model.encoder.layer.0.attention.self.query_projection.weight"
+
+
+@pytest.fixture(scope="module")
+def extremes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import numpy as np
+
+    from tests import _models as M
+
+    folder = tmp_path_factory.mktemp("extremes")
+    r = M.rng(3)
+    ws = [
+        r.uniform(-9000, 9000, (128, 64)).astype(np.float32),  # std 5200, no garbage
+        M.torch_default((128, 128), 128),
+        M.torch_default((10, 128), 128),
+    ]
+    names = [LONG, "fc2.weight", "fc3.weight"]
+    model = M.save(M.mlp(ws, names=names), folder / "wide.onnx")
+    out = folder / "report.html"
+    bert = TORCH / "hf_bert_tiny__dynamo.onnx"
+    args = ["--isolated", str(model), str(bert), "--html", str(out), "--html-all-histograms"]
+    r2 = runner().invoke(cli, args)
+    assert r2.exit_code == 0, r2.output
+    return out
+
+
+@pytest.fixture
+def wide(browser: _chromium.Browser, extremes: Path) -> _chromium.Browser:
+    browser.open(extremes.as_uri())
+    return browser
+
+
+def test_a_huge_ratio_prints_short_in_the_table_and_the_title(wide: _chromium.Browser) -> None:
+    """It printed 339940056645257134080.00, which also cut the histogram's title."""
+    cells = wide.js(
+        "Array.from(document.querySelectorAll('#layers-0 tbody td.num')).map(c => c.innerText)"
+    )
+    assert max(len(c) for c in cells) <= 9, cells
+    assert "2.51e+04" in cells  # std 5240 / the closest scheme's 0.208
+    caption = wide.js("document.querySelector('#hist-0-0 figcaption .scale').innerText")
+    assert caption == "Gemm 128×64 · std 5.24e+03, ≈25,000× larger than the closest scheme's 0.208"
+    # Every text of the figure lies inside it: nothing is cut at the edge.
+    inside = wide.js(
+        "(() => { const svg = document.querySelector('#hist-0-0 svg').getBoundingClientRect();"
+        " return Array.from(document.querySelectorAll('#hist-0-0 svg text')).every(t => {"
+        " const b = t.getBoundingClientRect(); return b.left >= svg.left - 1 &&"
+        " b.right <= svg.right + 1 && b.top >= svg.top - 1; }); })()"
+    )
+    assert inside
+
+
+def test_the_expected_density_is_not_clipped_at_the_top(wide: _chromium.Browser) -> None:
+    """docs/report.png showed the expected curve running out of the axes."""
+    tops = wide.js(
+        "Array.from(document.querySelectorAll('figure.histogram')).map(f => {"
+        " const line = f.querySelector('[id$=\"-expected\"] path');"
+        " const axes = f.querySelector('[id$=\"-axes\"] path');"
+        " if (!line) return null;"
+        " return [line.getBoundingClientRect().top, axes.getBoundingClientRect().top,"
+        " f.querySelectorAll('text').length]; })"
+    )
+    drawn = [t for t in tops if t is not None]
+    assert len(drawn) >= 3
+    for line_top, axes_top, _ in drawn:
+        assert line_top >= axes_top - 0.5  # screen y grows downwards
+    # The one spike taller than the headroom (the 25,000× layer) is labelled, not hidden.
+    labels = wide.js(
+        "Array.from(document.querySelectorAll('#hist-0-0 svg text')).map(t => t.textContent)"
+    )
+    assert any(t.startswith("peak ") and t.endswith("↑") for t in labels), labels
+
+
+def test_names_wrap_between_words_never_inside_one(wide: _chromium.Browser) -> None:
+    wide.js("document.body.style.maxWidth = '520px'")  # a narrow window
+    pieces = wide.js(
+        "(() => { const a = document.querySelector('#layers-0 tbody td.name');"
+        " const texts = []; const walk = n => { for (const c of n.childNodes) {"
+        " if (c.nodeType === 3) texts.push(c); else walk(c); } }; walk(a);"
+        " return texts.map(t => { const r = document.createRange(); r.selectNodeContents(t);"
+        " const tops = new Set(Array.from(r.getClientRects()).map(b => Math.round(b.top)));"
+        " return [t.textContent, tops.size, Math.round(r.getBoundingClientRect().top)]; }); })()"
+    )
+    assert "".join(p[0] for p in pieces) == LONG
+    assert all(lines == 1 for _, lines, _ in pieces), pieces  # no piece is split
+    assert len({top for *_, top in pieces}) > 1  # and the name did wrap
+    assert all(p[0][-1] in "./_:" for p in pieces[:-1])  # each line ends at a separator
+
+
+def test_the_depth_chart_marks_the_points_ia203_judges(wide: _chromium.Browser) -> None:
+    """BERT: IA203 judges the residual stream; q/k/v and the MLP's first layer are drawn
+    hollow, as shown but not judged."""
+    counts = wide.js(
+        "['forward-judged', 'forward-not-judged'].map(k =>"
+        ' document.querySelectorAll(`#depth-1 [id$="-${k}"] use`).length)'
+    )
+    assert counts[0] >= 3 and counts[1] >= 3 and sum(counts) == 13  # BERT's 13 layers
+    note = wide.js("document.querySelector('#file-1').innerText")
+    assert "Filled points are the layers IA203 judges" in note

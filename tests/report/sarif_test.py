@@ -89,7 +89,7 @@ def test_unreadable_model_is_a_failed_invocation_not_a_result(
 
 
 def _one(path: str, finding: Finding) -> dict[str, Any]:
-    return json.loads(sarif.render(Report((FileResult(path, findings=(finding,)),), "0.1.0")))
+    return json.loads(sarif.render(Report((FileResult(path, findings=(finding,)),), "9.9.9")))
 
 
 def test_fingerprint_ignores_values_and_messages() -> None:

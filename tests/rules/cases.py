@@ -249,8 +249,16 @@ def _deep_mlp(std: float, depth: int = 12) -> onnx.ModelProto:
     return M.mlp(ws, biases=[np.zeros(64, np.float32)] * depth)
 
 
+def _deep_default(depth: int = 12) -> onnx.ModelProto:
+    ws = [M.torch_default((64, 64), 64, 30 + k) for k in range(depth)]
+    return M.mlp(ws, biases=[np.zeros(64, np.float32)] * depth)
+
+
 CASES = (
     *CASES,
-    Case("IA203-bad-deep-small-normal", lambda: _deep_mlp(0.05), frozenset({"IA203"}), None),
+    # PyTorch's default before ReLU keeps 1/6 of the second moment per layer: no layer is
+    # mis-scaled on its own (that would be IA201, and IA203 its consequence: precedence.py),
+    # the depth is.
+    Case("IA203-bad-deep-pytorch-default", _deep_default, frozenset({"IA203"}), None),
     Case("IA203-good-deep-he", lambda: _deep_mlp(math.sqrt(2 / 64)), NONE, None),
 )
