@@ -34,6 +34,7 @@ def activation_after(index: GraphIndex, consts: Constants, value: str) -> Activa
     queue: deque[str] = deque([value])
     seen: set[str] = set()
     first_end: End | None = None
+    products: list[str] = []  # outputs of attention products met (probs·V)
     while queue and len(seen) < MAX_WALK:
         v = queue.popleft()
         if v in seen:
@@ -56,6 +57,8 @@ def activation_after(index: GraphIndex, consts: Constants, value: str) -> Activa
                 return replace(act, normalized=normalized)
         for node, slot in consumers:
             nxt, is_norm, end = _step(index, consts, node, slot)
+            if end == End.ATTENTION and node.outputs:
+                products.append(node.outputs[0])
             if end and first_end is None:
                 first_end = end
             if is_norm:
@@ -66,7 +69,40 @@ def activation_after(index: GraphIndex, consts: Constants, value: str) -> Activa
     # node), so a linear end seen through a QuantizeLinear proves nothing.
     if quantized or first_end is None:
         return Activation(kind=Kind.UNKNOWN, normalized=normalized)
+    if first_end == End.ATTENTION and not normalized:
+        normalized = any(_normalized_after_product(index, consts, p) for p in products)
     return Activation(kind=Kind.LINEAR, normalized=normalized, end=first_end)
+
+
+def _normalized_after_product(index: GraphIndex, consts: Constants, value: str) -> bool:
+    """Whether a normalization takes an attention product (probs·V, q·λ) before anything
+    rescales it: the product is linear in the value side, so a norm after it resets that
+    weight's scale too (timm's lambda layer: q·conv_lambda(v), added to the content lambdas,
+    then the block's BatchNorm). A Softmax (Q·Kᵀ's) or a weighted layer comes first
+    elsewhere."""
+    queue: deque[str] = deque([value])
+    seen: set[str] = set()
+    while queue and len(seen) < MAX_WALK:
+        v = queue.popleft()
+        if v in seen:
+            continue
+        seen.add(v)
+        for node, slot in index.consumers_of(v):
+            op = node.op_type
+            out = node.outputs[0] if node.outputs else None
+            others = [i for j, i in enumerate(node.inputs) if j != slot and i]
+            if op in NORM_OPS:
+                return True
+            if op in ("Mul", "Div") and is_norm_factor(index, consts, others):
+                return True
+            passes = (
+                op in PASS_OPS
+                or op == "Add"
+                or (op in ("Mul", "Div") and all(consts.is_constant(i) for i in others))
+            )
+            if passes and out:
+                queue.append(out)
+    return False
 
 
 def _single(consts: Constants, node: Node) -> Activation | None:

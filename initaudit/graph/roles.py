@@ -70,6 +70,8 @@ class Roles:
         best: tuple[int, int, Layout, Reach] | None = None
         for order, r in enumerate(reaches):
             lay = layout_for(r.node, r.slot, r.shape) or self._context_role(r, dims)
+            if lay.role == Role.WEIGHT and self._folded_input(r):
+                lay = Layout(role=Role.OTHER)
             if lay.role == Role.EMBEDDING and self._gathered_bias(r.node):
                 lay = Layout(role=Role.BIAS)
             key = (_ROLE_RANK[lay.role], order)
@@ -156,6 +158,18 @@ class Roles:
         if fan_in is None:
             return site
         return replace(site, fan_in=fan_in, fan_out=site.size)
+
+    def _folded_input(self, r: Reach) -> bool:
+        """The left operand of a MatMul whose right one is a weight too: an input the exporter
+        folded into a constant (HF SigLIP's attention-pooling ``probe`` expanded to the batch
+        and transposed: its rows are one query token per batch item, not output units). A
+        Linear's weight is the right operand, x @ Wᵀ."""
+        node = r.node
+        return (
+            node.op_type in ("MatMul", "FusedMatMul")
+            and r.slot == 0
+            and self._is_weight(node.input(1))
+        )
 
     def _bias_of(self, layer: Node) -> str | None:
         """The stored tensor added to a layer's output: Gemm/Conv's third input, or the

@@ -29,8 +29,11 @@ _TOL = {"double": 1e-9, "float": 1e-5, "float16": 4e-3, "bfloat16": 3e-2}
 
 
 def is_sinusoidal(values: Values, dtype: str, lo: float, hi: float) -> bool:
-    """Whether the 2-D ``values`` (positions x features) are a sinusoidal position table."""
+    """Whether ``values`` (positions x features, behind any leading axes of length 1: a
+    ``[1, 2T-1, d]`` relative table) are a sinusoidal position table."""
     tol = _TOL.get(dtype)
+    if values.ndim > 2 and all(d == 1 for d in values.shape[:-2]):
+        values = values.view(lambda a: a.reshape(a.shape[-2:]))
     if tol is None or values.ndim != 2 or lo < -1.0 - tol or hi > 1.0 + tol:
         return False
     if max(-lo, hi) < REACH:

@@ -43,7 +43,10 @@ def fit_vector(site: WeightSite, values: Values | np.ndarray, m: TensorStats) ->
             return VectorFit(scheme=name, expected=v == 0.0)
         # A constant head bias is timm's -log(num_classes) (jax_nlhb) or a deliberate prior.
         return VectorFit(scheme=name, expected=v == 0.0 or _is_log_prior(v, m.size))
-    if site.role == Role.BIAS and site.op_type == "Gather":
+    # A bias that varies along two axes is a table added to a sequence or a map (a position
+    # embedding folded to the rows a fixed-length input uses, ViT's pos_embed), not one
+    # value per unit: judged like the gathered tables.
+    if site.role == Role.BIAS and (site.op_type == "Gather" or sum(d > 1 for d in site.shape) >= 2):
         return _bias_table_fit(m)
     if site.role == Role.BIAS:
         return _bias_fit(site, values, m)

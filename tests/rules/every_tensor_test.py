@@ -349,3 +349,40 @@ def test_an_embedding_that_goes_straight_into_a_normalization_is_judged_as_norma
     assert _findings(result, "word.weight") == {}
     result = _audit(tmp_path, _bert_embeddings(10.0, folded=True, word_std=10.0))
     assert "IA201" in _findings(result, "word.weight")
+
+
+def test_a_folded_query_token_is_no_weight_and_a_folded_position_table_no_bias(
+    tmp_path: Path,
+) -> None:
+    """HF SigLIP as the dynamo exporter writes it: the attention-pooling ``probe``
+    (``nn.Parameter(torch.randn(1, 1, d))``) expanded to the batch and folded into a [1, B, d]
+    constant, the left operand of the query projection (its B rows are equal: the same token
+    per batch item, not duplicate output units); and the position lookup of a fixed number of
+    patches folded into a [1, N, d] constant added to the patch embeddings (lecun_normal)."""
+    r = M.rng(13)
+    d, n = 64, 16
+    probe = np.repeat(r.normal(0, 1.0, (1, 1, d)), 2, axis=1).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "patch.weight"], ["p"], strides=[4, 4]),
+        helper.make_node("Reshape", ["p", "flat"], ["pf"]),
+        helper.make_node("Transpose", ["pf"], ["pt"], perm=[0, 2, 1]),
+        helper.make_node("Add", ["pt", "pos_rows"], ["tokens"]),
+        helper.make_node("MatMul", ["probe_folded", "q.weight"], ["q"]),
+        helper.make_node("MatMul", ["tokens", "k.weight"], ["k"]),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["y"]),
+    ]
+    inits = [
+        M.tensor("patch.weight", M.torch_default((d, 3, 4, 4), 48, 1)),
+        M.tensor("flat", np.array([1, d, n], np.int64)),
+        M.tensor("pos_rows", r.normal(0, d**-0.5, (1, n, d)).astype(np.float32)),
+        M.tensor("probe_folded", probe),
+        M.tensor("q.weight", M.torch_default((d, d), d, 2)),
+        M.tensor("k.weight", M.torch_default((d, d), d, 3)),
+    ]
+    m = M.model(nodes, inits, [M.value_info("x", [1, 3, 16, 16])], [M.value_info("y", None)])
+    result = _audit(tmp_path, m)
+    assert result.tensor("probe_folded").role == "other"
+    assert _findings(result, "probe_folded") == {}
+    assert _findings(result, "pos_rows") == {}
+    assert result.tensor("q.weight").role == "weight"

@@ -250,3 +250,46 @@ def test_a_folded_gather_of_a_drawn_table_is_judged_by_its_draw(tmp_path: Path) 
         result = _audit(tmp_path, m)
         assert _ia201(result) == [], seed
         assert "trunc_normal_tf_" in (result.tensor("rel_h").scheme or ""), seed
+
+
+def _lambda_layer(norm_after: bool) -> onnx.ModelProto:
+    """timm's LambdaLayer: position lambdas conv_lambda(v) (trunc_normal_(std=dim_qk**-0.5),
+    lambda_layer.py:135) applied to the queries, added to the content output, then the
+    block's BatchNorm (byobnet SelfAttnBlock.post_attn); without ``norm_after`` the sum goes
+    to a projection instead."""
+    r = M.rng(35)
+    n, d = 16, 169
+    nodes = [
+        helper.make_node("MatMul", ["v", "conv_lambda.weight"], ["lam"]),
+        helper.make_node("MatMul", ["q", "lam"], ["pos"]),
+        helper.make_node("Add", ["content", "pos"], ["s"]),
+    ]
+    inits = [M.tensor("conv_lambda.weight", r.normal(0, 0.25, (d, d)).astype(np.float32))]
+    if norm_after:
+        nodes += [
+            helper.make_node("Transpose", ["s"], ["st"], perm=[0, 2, 1]),
+            helper.make_node("BatchNormalization", ["st", "bn.w", "bn.b", "bn.m", "bn.v"], ["y"]),
+        ]
+        inits += [
+            M.tensor(f"bn.{k}", np.full(n, 1.0 if k in "wv" else 0.0, np.float32)) for k in "wbmv"
+        ]
+    else:
+        nodes.append(helper.make_node("MatMul", ["s", "proj.weight"], ["y"]))
+        inits.append(M.tensor("proj.weight", M.torch_default((d, d), d)))
+    ins = [
+        M.value_info("v", [1, n, d]),
+        M.value_info("q", [1, n, n]),
+        M.value_info("content", [1, n, d]),
+    ]
+    return M.model(nodes, inits, ins, [M.value_info("y", None)])
+
+
+def test_a_normalization_after_an_attention_product_resets_the_value_side(
+    tmp_path: Path,
+) -> None:
+    result = _audit(tmp_path, _lambda_layer(norm_after=True))
+    assert result.tensor("conv_lambda.weight").normalized
+    assert _ia201(result) == []
+    result = _audit(tmp_path, _lambda_layer(norm_after=False))
+    assert not result.tensor("conv_lambda.weight").normalized
+    assert _ia201(result) == ["conv_lambda.weight"]

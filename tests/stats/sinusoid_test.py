@@ -46,13 +46,27 @@ def fairseq() -> np.ndarray:
     return out
 
 
+def relative() -> np.ndarray:
+    """ESPnet/HF Conformer ``RelPositionalEncoding``: positions T-1 .. 0 .. -(T-1) (the
+    positive half flipped, then the negative one), stored [1, 2T-1, d] and, constant-folded
+    by the exporter, fed to linear_pos (modeling_fastspeech2_conformer.py:721-735)."""
+    half = (POSITIONS + 1) // 2
+    a = (
+        np.arange(half - 1, -half, -1)[:, None]
+        / np.power(10000.0, 2 * (np.arange(DIM) // 2) / DIM)[None, :]
+    )
+    out = np.empty_like(a)
+    out[:, 0::2], out[:, 1::2] = np.sin(a[:, 0::2]), np.cos(a[:, 1::2])
+    return out[None]
+
+
 def _check(table: np.ndarray, dtype: type = np.float32, name: str = "float") -> bool:
     t = table.astype(dtype)
     lo, hi = float(t.min()), float(t.max())
     return is_sinusoidal(Values(t, widener(t.dtype)), name, lo, hi)
 
 
-@pytest.mark.parametrize("table", [vaswani, halves, fairseq])
+@pytest.mark.parametrize("table", [vaswani, halves, fairseq, relative])
 def test_position_tables_are_recognized(table) -> None:
     assert _check(table())
     assert _check(table(), np.float16, "float16")
