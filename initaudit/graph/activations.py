@@ -10,6 +10,7 @@ Activations exporters decompose are recognized in graph/patterns.py.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from initaudit.graph.consts import Constants
@@ -31,15 +32,10 @@ def activation_after(index: GraphIndex, consts: Constants, value: str) -> Activa
     """The activation reached from ``value`` (a linear op's output)."""
     normalized = False
     quantized = False
-    queue: deque[str] = deque([value])
-    seen: set[str] = set()
+    walk = _Walk([value])
     first_end: End | None = None
     products: list[str] = []  # outputs of attention products met (probs·V)
-    while queue and len(seen) < MAX_WALK:
-        v = queue.popleft()
-        if v in seen:
-            continue
-        seen.add(v)
+    for v in walk:
         producer = index.producer_of(v)
         if producer is not None and producer.op_type == "QuantizeLinear":
             quantized = True
@@ -64,7 +60,7 @@ def activation_after(index: GraphIndex, consts: Constants, value: str) -> Activa
             if is_norm:
                 normalized = True
             if nxt:
-                queue.append(nxt)
+                walk.push(nxt)
     # Quantizers fuse ReLU into the preceding op's output range (ORT QDQ drops the Relu
     # node), so a linear end seen through a QuantizeLinear proves nothing.
     if quantized or first_end is None:
@@ -80,13 +76,8 @@ def _normalized_after_product(index: GraphIndex, consts: Constants, value: str) 
     weight's scale too (timm's lambda layer: q·conv_lambda(v), added to the content lambdas,
     then the block's BatchNorm). A Softmax (Q·Kᵀ's) or a weighted layer comes first
     elsewhere."""
-    queue: deque[str] = deque([value])
-    seen: set[str] = set()
-    while queue and len(seen) < MAX_WALK:
-        v = queue.popleft()
-        if v in seen:
-            continue
-        seen.add(v)
+    walk = _Walk([value])
+    for v in walk:
         for node, slot in index.consumers_of(v):
             op = node.op_type
             out = node.outputs[0] if node.outputs else None
@@ -101,7 +92,7 @@ def _normalized_after_product(index: GraphIndex, consts: Constants, value: str) 
                 or (op in ("Mul", "Div") and all(consts.is_constant(i) for i in others))
             )
             if passes and out:
-                queue.append(out)
+                walk.push(out)
     return False
 
 
@@ -159,19 +150,32 @@ def _softmax_end(index: GraphIndex, softmax: Node) -> End:
     """OUTPUT when the probabilities are what the graph returns (a classifier exported with
     its softmax), GATE when the network goes on with them: a mixture-of-experts router, whose
     logits' scale is a routing temperature (Switch Transformers draws it N(0, 1))."""
-    queue = deque(o for o in softmax.outputs if o)
-    seen: set[str] = set()
-    while queue and len(seen) < MAX_WALK:
-        v = queue.popleft()
-        if v in seen:
-            continue
-        seen.add(v)
+    walk = _Walk(o for o in softmax.outputs if o)
+    for v in walk:
         if v in index.graph_outputs:
             return End.OUTPUT
-        queue.extend(
-            o for node, _ in index.consumers_of(v) if node.op_type in PASS_OPS for o in node.outputs
-        )
+        for node, _ in index.consumers_of(v):
+            if node.op_type in PASS_OPS:
+                walk.push(*node.outputs)
     return End.GATE
+
+
+class _Walk:
+    """Values visited breadth first, each once, at most MAX_WALK of them."""
+
+    def __init__(self, start: Iterable[str]) -> None:
+        self._queue: deque[str] = deque(start)
+        self._seen: set[str] = set()
+
+    def __iter__(self) -> Iterator[str]:
+        while self._queue and len(self._seen) < MAX_WALK:
+            v = self._queue.popleft()
+            if v not in self._seen:
+                self._seen.add(v)
+                yield v
+
+    def push(self, *values: str) -> None:
+        self._queue.extend(values)
 
 
 def _producer_op(index: GraphIndex, value: str) -> str | None:
