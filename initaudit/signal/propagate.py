@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from initaudit.graph.model import MATRIX_ROLES, ModelGraph, Node, Role, WeightSite
 from initaudit.graph.ops import (
     ADDITIVE,
@@ -41,8 +43,12 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
     """The predicted depth profile; ``second_moments`` is E[w²] per site (dequantized)."""
     w = _weights(graph, second_moments)
     order = _topological(graph)
-    fwd = forward(w, order)
-    bwd, bwd_hops = backward(w, order, fwd)
+    # A signal past float range is inf by design (carried.moment) and an inf times a zero
+    # Gauss-Hermite weight is nan, which the sums skip: numpy's warnings would reach the
+    # user's terminal as noise about an overflow the report already names.
+    with np.errstate(all="ignore"):
+        fwd = forward(w, order)
+        bwd, bwd_hops = backward(w, order, fwd)
     rows = [r for node in order if (r := _row(w, node, fwd, bwd, bwd_hops)) is not None]
     if not rows:
         return DepthProfile(layers=(), assumptions=tuple(sorted(fwd.assumed)))

@@ -562,3 +562,28 @@ def test_real_block_layouts_are_not_vanishing_stacks(tmp_path: Path, kind: str) 
     runs through depth, and a classification head after the trunk's last norm is a scale,
     not depth. Each was an IA203 false alarm."""
     assert _ia203(_audit(tmp_path, _block_variant(kind))) == []
+
+
+def test_a_signal_past_float_range_is_reported_without_numpy_warnings(tmp_path: Path) -> None:
+    """N(0, 1) weights through 200 layers overflow float64; the mean a pooling takes of the
+    infinite signal must not print numpy's RuntimeWarning on the user's terminal (it did, for
+    the ReduceMean after timm's swiftformer and HF's yoso)."""
+    import subprocess
+    import sys
+
+    flags = ("--select", "IA203", "--fail-on", "warning")
+    m = _mlp(lambda n: 1.0, act="", depth=200)
+    out = m.graph.output[0].name
+    m.graph.node.append(helper.make_node("ReduceMean", [out], ["pooled"], axes=[1]))
+    del m.graph.output[:]
+    m.graph.output.append(helper.make_tensor_value_info("pooled", TensorProto.FLOAT, None))
+    path = M.save(m, tmp_path / "m.onnx")
+    run = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "initaudit", str(path), *flags],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.stderr == ""
+    assert run.returncode == 1
+    assert "forward activations explode" in run.stdout
