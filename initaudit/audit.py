@@ -136,6 +136,7 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
             log10_backward=d.log10_backward,
             log10_output=d.log10_output,
             judged=d.judged,
+            assumed=d.assumed,
         )
         for d in depth.layers
     )

@@ -79,6 +79,7 @@ class DepthEntry:
     measured_log10_output: float | None = None
     log10_output: float | None = None  # predicted second moment of the layer's own output
     judged: bool = True  # on the path IA203 judges (the residual stream, or every layer)
+    assumed: tuple[str, ...] = ()  # ops assumed scale-neutral on the way since the last reset
 
     @property
     def measured_factor(self) -> float | None:

@@ -26,7 +26,9 @@ class DepthSignal(Rule):
     the `depth-band` (default 100, i.e. 1e-2 to 1e+2 of the first layer's input, or of the
     last layer's gradient) after at least two weighted layers since the last reset (one layer
     alone is a scale, judged by IA201), and names the direction, the layer where it crosses
-    and the layers that contribute most.
+    and the layers that contribute most. It judges only confident predictions: where a level
+    rests on an op the depth model does not model (listed in the JSON depth entry's
+    `assumed`), it stays quiet.
 
     ## Why it matters
     Per-layer checks miss the classic failure: many layers each slightly off. 30 ReLU layers
@@ -66,7 +68,6 @@ class DepthSignal(Rule):
             band,
             "forward activations",
             "at the input (or the last normalization)",
-            profile.assumptions,
             ctx.fix(DEEP_RELU),
         )
         yield from self._direction(
@@ -76,7 +77,6 @@ class DepthSignal(Rule):
             band,
             "backward gradients",
             "at the output (or the last normalization)",
-            profile.assumptions,
             ctx.fix(DEEP_RELU),
         )
 
@@ -88,7 +88,6 @@ class DepthSignal(Rule):
         band: float,
         what: str,
         reference: str,
-        assumptions: Sequence[str],
         fix: str,
     ) -> Iterator[Finding]:
         # Depth means compounding: a level reached through one layer alone since the last
@@ -105,6 +104,11 @@ class DepthSignal(Rule):
         if cross is None or any(d.zero for d in layers[: cross + 1]):
             # A zero weight on the way (reported by IA101, or an intentional zero readout or
             # residual branch) stops the signal by construction: not a depth problem.
+            return
+        if any(d.assumed for d in layers[: cross + 1]):
+            # A level that rests on an op the model does not model (a scatter, a cumulative
+            # sum, a recurrence) is a guess: the JSON depth entry names the ops, and the
+            # rule stays quiet rather than warn on a guess.
             return
         sign = 1 if values[cross] > 0 else -1
         extreme = max(values, key=lambda v: v * sign)
@@ -128,8 +132,6 @@ class DepthSignal(Rule):
             f"band at {layers[cross].tensor} (layer {cross + 1} of {len(layers)} in this "
             f"direction); largest contributions: {top}"
         )
-        if assumptions:
-            msg += f" (assumed scale-neutral: {', '.join(assumptions)})"
         # The layers to blame, largest first: the precedence layer (precedence.py) drops this
         # finding when the largest one already has its own root-cause finding.
         finding = self.finding(None, msg, fix=fix)

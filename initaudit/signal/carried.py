@@ -35,6 +35,16 @@ class Sig:
 class State:
     sig: dict[str, Sig] = field(default_factory=dict)
     assumed: set[str] = field(default_factory=set)
+    # Per value, the op types assumed scale-neutral since its last reset (signal/forward.py):
+    # IA203 judges only levels no assumption stands behind.
+    assumed_on: dict[str, frozenset[str]] = field(default_factory=dict)
+    assuming: bool = False  # the node being evaluated was not modelled
+
+    def assume(self, op: str) -> None:
+        """The current node's effect is assumed, not modelled."""
+        self.assumed.add(op)
+        self.assuming = True
+
     next_src: int = 0
 
 

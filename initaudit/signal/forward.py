@@ -74,15 +74,29 @@ def forward(w: Weights, order: Sequence[Node]) -> State:
         if not graph.consts.is_constant(name):
             st.sig[name] = gaussian(st, 1.0, 1.0)
     for node in order:
+        st.assuming, first_src = False, st.next_src + 1
         out = _node_forward(w, node, st)
         if out is not None:
+            assumed = _assumed_after(node, out, st, out.reset == out.src >= first_src)
             # Multi-output ops (Split, LSTM's Y and Y_h) give each output the same scale;
             # a dynamic quantizer's scale and zero point are not the signal.
             dq = node.op_type == "DynamicQuantizeLinear"
             for o in node.outputs[:1] if dq else node.outputs:
                 if o:
                     st.sig[o] = out
+                    if assumed:
+                        st.assumed_on[o] = assumed
     return st
+
+
+def _assumed_after(node: Node, out: Sig, st: State, reset: bool) -> frozenset[str]:
+    """The ops assumed scale-neutral on the paths to this value since its last reset: what a
+    prediction read here takes on trust. A reset (a normalization, an embedding lookup, an
+    input) starts a new, fully modelled level."""
+    if reset and not st.assuming:
+        return frozenset()
+    seen = frozenset().union(*(st.assumed_on.get(i, frozenset()) for i in node.inputs))
+    return seen | {node.op_type} if st.assuming else seen
 
 
 def _node_forward(w: Weights, node: Node, st: State) -> Sig | None:
@@ -101,7 +115,7 @@ def _node_forward(w: Weights, node: Node, st: State) -> Sig | None:
     handler = FORWARD.get(op)
     out = handler(w, node, ins, x, st) if handler is not None else None
     if out is None:
-        st.assumed.add(op)
+        st.assume(op)
         return x
     return out
 
@@ -125,7 +139,7 @@ def _weightless(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: S
     """A linear or recurrent op without a stored weight: attention products, or a recurrence
     whose weights are computed (assumed to keep the scale, at most 1: tanh-bounded)."""
     if node.op_type in RECURRENT_OPS:
-        st.assumed.add(node.op_type)
+        st.assume(node.op_type)
         return gaussian(st, min(x.q, 1.0), x.base, x.hops, x.reset)
     dyn = [s for s in ins if s is not None]
     a, b = [*dyn, x][:2]
@@ -306,6 +320,27 @@ def _pass(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) 
     return x
 
 
+def _clip(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
+    """Clip to constant bounds (ReLU6, a decomposed HardSwish's clip(x + 3, 0, 6)): exact on the
+    sampled function. Bounds from inputs 1 and 2 (opset 11+) or the min/max attributes; a
+    bound that is computed, not stored, leaves the op unmodelled."""
+    if x.pts is None or (len(ins) > 1 and any(s is not None for s in ins[1:])):
+        return None
+    bounds: list[float | None] = [node.attrs.min, node.attrs.max]
+    for k in (1, 2):
+        name = node.input(k)
+        if not name:
+            continue
+        v = w.graph.consts.small_value(name)
+        if v is None or v.size != 1:
+            return None
+        bounds[k - 1] = float(v.reshape(-1)[0])
+    lo, hi = bounds
+    with np.errstate(all="ignore"):
+        pts = np.clip(x.pts, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    return Sig(moment(pts), x.base, pts, x.src, hops=x.hops, reset=x.reset)
+
+
 def _table() -> dict[str, Handler]:
     """Op type -> handler; where an op is in several families, the first listed wins."""
     families: list[tuple[frozenset[str], Handler]] = [
@@ -318,6 +353,7 @@ def _table() -> dict[str, Handler]:
         (REDUCE_OPS, _reduce),
         (BINARY_ARITHMETIC, _binary),
         (frozenset({"Concat"}), _concat),
+        (frozenset({"Clip"}), _clip),
         (AVERAGE_POOLS, _average_pool),
         (MAX_POOLS, _max_pool),
         (SIGNAL_PASS, _pass),

@@ -25,6 +25,9 @@ class DepthLayer:
     # outputs back to here (backward): one layer alone scales, it does not compound.
     hops_forward: int = 0
     hops_backward: int = 0
+    # Ops assumed scale-neutral (not modelled) on the way to this layer's output since the
+    # last reset: IA203 does not judge a level that rests on them.
+    assumed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -82,6 +82,7 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 zero=w.m2.get(r.site.name, 0.0) == 0.0,
                 hops_forward=r.hops_forward,
                 hops_backward=r.hops_backward,
+                assumed=r.assumed,
             )
         )
     return DepthProfile(layers=tuple(layers), assumptions=tuple(sorted(fwd.assumed)), plain=plain)
@@ -125,6 +126,7 @@ class _Row:
     on_stream: bool  # its output joins a residual stream
     hops_forward: int
     hops_backward: int
+    assumed: tuple[str, ...]
 
 
 def _row(
@@ -152,6 +154,9 @@ def _row(
         hops_forward=sig.hops,
         # Backward, the layer's own weight acts on the gradient that reaches its input.
         hops_backward=bwd_hops.get(point, bwd_hops.get(out, 0)) + 1,
+        assumed=tuple(
+            sorted(fwd.assumed_on.get(out, frozenset()) | fwd.assumed_on.get(point, frozenset()))
+        ),
     )
 
 

@@ -587,3 +587,55 @@ def test_a_signal_past_float_range_is_reported_without_numpy_warnings(tmp_path: 
     assert run.stderr == ""
     assert run.returncode == 1
     assert "forward activations explode" in run.stdout
+
+
+def _insert_after(m: onnx.ModelProto, value: str, op: str, *consts: np.ndarray) -> None:
+    """Put ``op`` (with constant operands) on ``value``, rewiring its readers to the result."""
+    out = f"{value}_{op.lower()}"
+    names = []
+    for k, c in enumerate(consts):
+        names.append(f"{out}_c{k}")
+        m.graph.initializer.append(M.tensor(names[-1], c))
+    for node in m.graph.node:
+        node.input[:] = [out if i == value else i for i in node.input]
+    at = next(k for k, n in enumerate(m.graph.node) if value in n.output)
+    m.graph.node.insert(at + 1, helper.make_node(op, [value, *names], [out]))
+
+
+def test_relu6_is_modelled_so_a_vanishing_stack_through_it_is_reported(tmp_path: Path) -> None:
+    """Clip with constant bounds (ReLU6, a decomposed HardSwish's clip) is evaluated exactly,
+    not assumed: a 30-layer ReLU6 stack at N(0, 0.01) vanishes, and no entry rests on a guess."""
+    m = _mlp(lambda n: 0.01)
+    for node in m.graph.node:
+        if node.op_type == "Relu":
+            node.op_type = "Clip"
+            lo, hi = f"{node.name}_lo", f"{node.name}_hi"
+            m.graph.initializer.extend(
+                [M.tensor(lo, np.array(0.0, np.float32)), M.tensor(hi, np.array(6.0, np.float32))]
+            )
+            node.input.extend([lo, hi])
+    result = _audit(tmp_path, m)
+    assert any("forward activations vanish" in msg for msg in _ia203(result))
+    assert all(d.assumed == () for d in result.depth)
+    assert result.depth_assumptions == ()
+
+
+def test_a_level_resting_on_an_unmodelled_op_is_not_judged(tmp_path: Path) -> None:
+    """A CumSum (not modelled: it sums along positions) between the layers makes the prediction
+    a guess: IA203 stays quiet, and each JSON depth entry past it names the op; a
+    normalization after it starts a modelled level again."""
+    m = _mlp(lambda n: 0.01)
+    _insert_after(m, "/fc1/Gemm_output_0", "CumSum", np.array(0, np.int64))
+    result = _audit(tmp_path, m)
+    assert _ia203(result) == []
+    assert result.depth[0].assumed == ()
+    assert all(d.assumed == ("CumSum",) for d in result.depth[1:])
+    assert result.depth_assumptions == ("CumSum",)
+
+    m = _mlp(lambda n: 0.01)
+    _insert_after(m, "/fc1/Gemm_output_0", "CumSum", np.array(0, np.int64))
+    ones, zeros = np.ones(WIDTH, np.float32), np.zeros(WIDTH, np.float32)
+    _insert_after(m, "/fc1/Gemm_output_0_cumsum", "LayerNormalization", ones, zeros)
+    result = _audit(tmp_path, m)
+    assert all(d.assumed == () for d in result.depth[1:])
+    assert any("forward activations vanish" in msg for msg in _ia203(result))
