@@ -137,6 +137,7 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
             log10_output=d.log10_output,
             judged=d.judged,
             assumed=d.assumed,
+            batch_norm=d.batch_norm,
         )
         for d in depth.layers
     )

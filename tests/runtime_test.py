@@ -126,3 +126,22 @@ def test_a_fixed_input_given_another_shape_says_which(tmp_path: Path) -> None:
     )
     code, out, err = _cli(str(model), "--propagate", "--input-shape", "x=2x64")
     assert (code, err) == (0, "") and "depth profile" in out
+
+
+def test_rows_a_batchnorm_acts_on_are_marked_with_what_the_graph_runs() -> None:
+    """The exported graph applies BatchNorm's running statistics (the identity at init), so
+    --propagate measures 0.0085 where training normalizes to 1: the table says so beside those
+    layers, folded (legacy and dynamo exporters) or not; a network without BatchNorm has no
+    such mark."""
+    for name in (
+        "cnn_bn_deep_normal002__legacy.onnx",
+        "cnn_bn_deep_normal002__dynamo.onnx",
+        "cnn_bn_relu__legacy.onnx",
+    ):
+        code, out, err = _cli(str(FIXTURES / name), "--propagate")
+        assert (code, err) == (0, "")
+        rows = [r for r in out.splitlines() if r.startswith("  ") and "Conv" in r]
+        assert rows and all(r.endswith("†") for r in rows), out
+        assert "† a BatchNorm acts here" in out and "running statistics" in out
+    code, out, err = _cli(str(FIXTURES / "mlp_relu__dynamo.onnx"), "--propagate")
+    assert "depth profile" in out and "†" not in out

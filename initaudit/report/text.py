@@ -7,7 +7,7 @@ import math
 import click
 
 from initaudit.findings import Finding, Severity
-from initaudit.report.model import DISAGREE, FileResult, Report
+from initaudit.report.model import DISAGREE, DepthEntry, FileResult, Report
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -55,17 +55,27 @@ def _depth_table(fr: FileResult) -> list[str]:
     ]
     rows += [
         f"  {d.tensor:<{width}}  {d.node:<{nodes}}  {d.op_type:<{ops}}  "
-        f"{_moment(d.log10_output):>9}  {_moment(d.measured_log10_output):>9}"
-        + (" *" if d.disagrees else "")
+        f"{_moment(d.log10_output):>9}  {_moment(d.measured_log10_output):>9}" + _marks(d)
         for d in fr.depth
     ]
     if any(d.disagrees for d in fr.depth):
         rows.append(
-            f"  * measured and predicted differ by more than {DISAGREE:g}×. The prediction "
-            "resets the scale at a BatchNorm folded into a conv (as training would), follows "
-            "one step of an LSTM/GRU/RNN, and bounds attention from above."
+            f"  * measured and predicted differ by more than {DISAGREE:g}×: on a † row, by the "
+            "BatchNorm below; otherwise the prediction follows one step of an LSTM/GRU/RNN "
+            "and bounds attention from above."
+        )
+    if any(d.batch_norm for d in fr.depth):
+        rows.append(
+            "  † a BatchNorm acts here (folded into the layer, or on its input): the exported "
+            "graph applies its running statistics, the identity at init, while training "
+            "normalizes by batch statistics, as the prediction does."
         )
     return rows
+
+
+def _marks(d: DepthEntry) -> str:
+    marks = ("*" if d.disagrees else "") + ("†" if d.batch_norm else "")
+    return f" {marks}" if marks else ""
 
 
 def render(report: Report, colour: bool = False, quiet: bool = False) -> str:

@@ -39,6 +39,10 @@ class State:
     # IA203 judges only levels no assumption stands behind.
     assumed_on: dict[str, frozenset[str]] = field(default_factory=dict)
     assuming: bool = False  # the node being evaluated was not modelled
+    # Values an inference-mode BatchNorm acted on since the last weighted layer (or a layer
+    # with one folded in): there the exported graph applies running statistics, the identity
+    # at init, while training (and the prediction) normalizes by batch statistics.
+    batch_norm_on: set[str] = field(default_factory=set)
 
     def assume(self, op: str) -> None:
         """The current node's effect is assumed, not modelled."""

@@ -78,6 +78,7 @@ def forward(w: Weights, order: Sequence[Node]) -> State:
         out = _node_forward(w, node, st)
         if out is not None:
             assumed = _assumed_after(node, out, st, out.reset == out.src >= first_src)
+            batch_norm = _after_batch_norm(w, node, st)
             # Multi-output ops (Split, LSTM's Y and Y_h) give each output the same scale;
             # a dynamic quantizer's scale and zero point are not the signal.
             dq = node.op_type == "DynamicQuantizeLinear"
@@ -86,7 +87,17 @@ def forward(w: Weights, order: Sequence[Node]) -> State:
                     st.sig[o] = out
                     if assumed:
                         st.assumed_on[o] = assumed
+                    if batch_norm:
+                        st.batch_norm_on.add(o)
     return st
+
+
+def _after_batch_norm(w: Weights, node: Node, st: State) -> bool:
+    if node.op_type == "BatchNormalization":
+        return not node.attrs.training_mode
+    if node.id in w.weight_of:
+        return node.folded_norm
+    return any(i in st.batch_norm_on for i in node.inputs)
 
 
 def _assumed_after(node: Node, out: Sig, st: State, reset: bool) -> frozenset[str]:

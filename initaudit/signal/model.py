@@ -28,6 +28,10 @@ class DepthLayer:
     # Ops assumed scale-neutral (not modelled) on the way to this layer's output since the
     # last reset: IA203 does not judge a level that rests on them.
     assumed: tuple[str, ...] = ()
+    # A BatchNorm acts between the previous weighted layer and this one's output (folded into
+    # it, or on its input): --propagate's measurement (running statistics) and the prediction
+    # (batch statistics, as training) see different scales there.
+    batch_norm: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

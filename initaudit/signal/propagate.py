@@ -83,6 +83,7 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 hops_forward=r.hops_forward,
                 hops_backward=r.hops_backward,
                 assumed=r.assumed,
+                batch_norm=r.batch_norm,
             )
         )
     return DepthProfile(layers=tuple(layers), assumptions=tuple(sorted(fwd.assumed)), plain=plain)
@@ -127,6 +128,7 @@ class _Row:
     hops_forward: int
     hops_backward: int
     assumed: tuple[str, ...]
+    batch_norm: bool
 
 
 def _row(
@@ -154,6 +156,7 @@ def _row(
         hops_forward=sig.hops,
         # Backward, the layer's own weight acts on the gradient that reaches its input.
         hops_backward=bwd_hops.get(point, bwd_hops.get(out, 0)) + 1,
+        batch_norm=node.folded_norm or any(i in fwd.batch_norm_on for i in node.inputs),
         assumed=tuple(
             sorted(fwd.assumed_on.get(out, frozenset()) | fwd.assumed_on.get(point, frozenset()))
         ),
