@@ -241,8 +241,11 @@ def _skip(other: Sig, here: Sig) -> bool:
     """``other`` is the stream a branch is added back to: a value of another reset (pre-norm
     blocks: the stream predates the block's norm), or the reset itself (post-norm blocks:
     BERT adds the branch to the very norm output it started from). A value of the same reset
-    with weighted layers of its own is a parallel branch of the same block (GPT-J)."""
-    return other.reset != here.reset or other.hops == 0
+    with weighted layers of its own is a parallel branch of the same block (GPT-J). Two
+    functions of one normalized value with no layer since are one value rotated, not a
+    branch and its stream: rotary's q·cos + rotate_half(q)·sin after Gemma-3's q-norm
+    (transformers 5.23, models/gemma3/modeling_gemma3.py:245)."""
+    return other.reset != here.reset or (other.hops == 0 and here.hops > 0)
 
 
 def _chain_end(graph: ModelGraph, value: str, fwd: State) -> str:

@@ -488,7 +488,10 @@ def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
     * ``post_branch_norm``: Swin-v2/OLMo-2, the branch output is normalized before the Add:
       h + ln(mlp(h));
     * ``classifier``: pre-LN blocks, a final LayerNorm, then transformers' sequence
-      classification head, a pooler (tanh) and a classifier, both N(0, 0.02).
+      classification head, a pooler (tanh) and a classifier, both N(0, 0.02);
+    * ``qk_norm_rotary``: Gemma-3's block, pre- and post-branch norms, q and k normalized
+      then rotated (q·cos + rotate_half(q)·sin: a sum of two functions of one normalized
+      value, not a residual Add).
     """
     r = M.rng(11)
     inits = [M.tensor("wte", r.normal(0, 0.02, (64, d)).astype(np.float32))]
@@ -527,6 +530,53 @@ def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
         )
         return f"{p}/o"
 
+    def rotary(x: str, p: str) -> str:
+        """x·cos + rotate_half(x)·sin, cos and sin constant tables (HF's apply_rotary_pos_emb)."""
+        half = d // 2
+        for name, v in (
+            ("cos", np.cos(np.arange(8)[:, None] * 0.1 * np.arange(d)[None, :])),
+            ("sin", np.sin(np.arange(8)[:, None] * 0.1 * np.arange(d)[None, :])),
+            ("lo", np.array([0])),
+            ("mid", np.array([half])),
+            ("hi", np.array([d])),
+            ("ax", np.array([-1])),
+            ("scaling", np.array(d**-0.5)),
+        ):
+            if not any(t.name == name for t in inits):
+                dtype = np.float32 if name in ("cos", "sin", "scaling") else np.int64
+                inits.append(M.tensor(name, v.astype(dtype)))
+        nodes.extend(
+            [
+                _n("Slice", [x, "lo", "mid", "ax"], f"{p}/x1"),
+                _n("Slice", [x, "mid", "hi", "ax"], f"{p}/x2"),
+                _n("Neg", [f"{p}/x2"], f"{p}/nx2"),
+                _n("Concat", [f"{p}/nx2", f"{p}/x1"], f"{p}/rot", axis=-1),
+                _n("Mul", [x, "cos"], f"{p}/xc"),
+                _n("Mul", [f"{p}/rot", "sin"], f"{p}/rs"),
+                _n("Add", [f"{p}/xc", f"{p}/rs"], f"{p}/out"),
+            ]
+        )
+        return f"{p}/out"
+
+    def qk_attn(x: str, p: str) -> str:
+        """Gemma-3/OLMo-2 attention: q and k normalized per head, then rotated."""
+        q = rotary(ln(_mm(x, w(f"{p}.q", (d, d)), f"{p}/q"), f"{p}.q_norm"), f"{p}/qr")
+        k = rotary(ln(_mm(x, w(f"{p}.k", (d, d)), f"{p}/k"), f"{p}.k_norm"), f"{p}/kr")
+        nodes.extend(
+            [
+                _n("Transpose", [k], f"{p}/kt", perm=[1, 0]),
+                _n("MatMul", [q, f"{p}/kt"], f"{p}/qk"),
+                _n("Mul", [f"{p}/qk", "scaling"], f"{p}/scores"),
+                _n("Softmax", [f"{p}/scores"], f"{p}/probs", axis=-1),
+                _n("MatMul", [f"{p}/probs", _mm(x, w(f"{p}.v", (d, d)), f"{p}/v")], f"{p}/ctx"),
+            ]
+        )
+        return _mm(f"{p}/ctx", w(f"{p}.o", (d, d)), f"{p}/o")
+
+    def _mm(x: str, weight: str, out: str) -> str:
+        nodes.append(_n("MatMul", [x, weight], out))
+        return out
+
     h = "h0"
     for i in range(layers):
         p = f"h.{i}"
@@ -539,6 +589,11 @@ def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
             nodes.append(
                 _n("Add", [f"{p}/r1", ln(mlp(f"{p}/r1", f"{p}.mlp"), f"{p}.ln2")], f"{p}/out")
             )
+        elif kind == "qk_norm_rotary":
+            a = ln(h, f"{p}.ln1")
+            nodes.append(_n("Add", [h, ln(qk_attn(a, f"{p}.attn"), f"{p}.post1")], f"{p}/r1"))
+            m = mlp(ln(f"{p}/r1", f"{p}.ln2"), f"{p}.mlp")
+            nodes.append(_n("Add", [f"{p}/r1", ln(m, f"{p}.post2")], f"{p}/out"))
         else:
             nodes.append(_n("Add", [h, mlp(ln(h, f"{p}.ln"), f"{p}.mlp")], f"{p}/out"))
         h = f"{p}/out"
@@ -556,7 +611,7 @@ def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
     return M.model(nodes, inits, [ids], [M.value_info(h, None)])
 
 
-@pytest.mark.parametrize("kind", ["parallel", "post_branch_norm", "classifier"])
+@pytest.mark.parametrize("kind", ["parallel", "post_branch_norm", "classifier", "qk_norm_rotary"])
 def test_real_block_layouts_are_not_vanishing_stacks(tmp_path: Path, kind: str) -> None:
     """Their branches are small by HF's design; the residual stream they write into is what
     runs through depth, and a classification head after the trunk's last norm is a scale,
