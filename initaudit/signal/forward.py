@@ -270,9 +270,23 @@ def _reduce(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
     if x.pts is None:
         return None
     mean, pooled = _pooled_moment(x, POOLED_POSITIONS)
+    stat = mean
+    if node.op_type in SIZED_REDUCTIONS:
+        # A sum scales with the number of values reduced, which the graph does not say: the
+        # statistic is taken per value (an L2 norm as the root mean square, F.normalize's
+        # x / ‖x‖ then a unit-scale reset) and the level is marked as assumed.
+        st.assume(node.op_type)
+        if node.op_type == "ReduceL2":
+            stat = math.sqrt(moment(x.pts))
+        elif node.op_type == "ReduceSumSquare":
+            stat = moment(x.pts)
     return Sig(
-        pooled, x.base, np.full_like(NODES, mean), x.src, stat=True, hops=x.hops, reset=x.reset
+        pooled, x.base, np.full_like(NODES, stat), x.src, stat=True, hops=x.hops, reset=x.reset
     )
+
+
+# Reductions whose value grows with the number of values reduced.
+SIZED_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare"})
 
 
 def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:

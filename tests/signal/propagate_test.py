@@ -694,3 +694,39 @@ def test_a_level_resting_on_an_unmodelled_op_is_not_judged(tmp_path: Path) -> No
     result = _audit(tmp_path, m)
     assert all(d.assumed == () for d in result.depth[1:])
     assert any("forward activations vanish" in msg for msg in _ia203(result))
+
+
+def _unit_vector_attention(blocks: int = 4, d: int = 64) -> onnx.ModelProto:
+    """SwiftFormer's additive attention (timm swiftformer.py:180-184): F.normalize(q), which
+    the exporter writes as q / Expand(Clip(ReduceL2(q), eps)), then a learned N(0, 1) vector
+    w_g (torch.randn): the right scale for a unit vector, whose entries are 1/√d."""
+    r = M.rng(3)
+    inits = [M.tensor("eps", np.array(1e-12, np.float32)), M.tensor("axes", np.array([-1]))]
+    nodes = []
+    h = "x"
+    for i in range(blocks):
+        p = f"b{i}"
+        inits += [
+            M.tensor(f"{p}.q", r.normal(0, d**-0.5, (d, d)).astype(np.float32)),
+            M.tensor(f"{p}.w_g", r.normal(0, 1.0, (d, d)).astype(np.float32)),
+        ]
+        nodes += [
+            _n("MatMul", [h, f"{p}.q"], f"{p}/q"),
+            _n("ReduceL2", [f"{p}/q", "axes"], f"{p}/norm", keepdims=1),
+            _n("Clip", [f"{p}/norm", "eps"], f"{p}/clip"),
+            _n("Div", [f"{p}/q", f"{p}/clip"], f"{p}/unit"),
+            _n("MatMul", [f"{p}/unit", f"{p}.w_g"], f"{p}/out"),
+        ]
+        h = f"{p}/out"
+    return M.model(nodes, inits, [M.value_info("x", [8, d])], [M.value_info(h, None)])
+
+
+def test_a_unit_vector_times_a_unit_normal_vector_is_not_an_explosion(tmp_path: Path) -> None:
+    """The L2 norm grows with the number of values it sums, which the graph does not say: it
+    was taken as the mean of a zero-mean signal, ≈0, and q / ‖q‖ predicted 1e+22 (timm's
+    swiftformer: 'forward activations explode ... 3.4e+79×'). Now the norm is a root mean
+    square, the level is marked as assumed, and IA203 stays quiet."""
+    result = _audit(tmp_path, _unit_vector_attention())
+    assert _ia203(result) == []
+    assert all(abs(d.log10_output) < 3 for d in result.depth)
+    assert "ReduceL2" in result.depth_assumptions
