@@ -97,7 +97,7 @@ class DepthSignal(Rule):
             (
                 k
                 for k, (v, h) in enumerate(zip(values, hops, strict=True))
-                if abs(v) > band and h >= MIN_COMPOUNDING
+                if abs(v) > band and h >= MIN_COMPOUNDING and math.isfinite(v)
             ),
             None,
         )
@@ -111,7 +111,10 @@ class DepthSignal(Rule):
             # rule stays quiet rather than warn on a guess.
             return
         sign = 1 if values[cross] > 0 else -1
-        extreme = max(values, key=lambda v: v * sign)
+        # A level of exactly zero (or its infinite inverse) is a zero on the way, not depth:
+        # a zero-initialized last conv gates a squeeze-excite branch to nothing (timm's NFNet
+        # blocks, skipinit), which IA101 or the user's intent accounts for.
+        extreme = max((v for v in values if math.isfinite(v)), key=lambda v: v * sign)
         kind = "explode" if sign > 0 else "vanish"
         # Forward, a layer's own weight is in the step up to its output. Backward (layers in
         # reverse), the gradient at a layer's output has passed the *next* layer's weight, so

@@ -730,3 +730,42 @@ def test_a_unit_vector_times_a_unit_normal_vector_is_not_an_explosion(tmp_path: 
     assert _ia203(result) == []
     assert all(abs(d.log10_output) < 3 for d in result.depth)
     assert "ReduceL2" in result.depth_assumptions
+
+
+def _zero_branch_with_gate(d: int = 32) -> onnx.ModelProto:
+    """A residual block whose last layer is zero-initialized (skipinit, timm NFNet's
+    zero-init last conv) followed by a squeeze-excite gate computed from that zero output:
+    h + z·sigmoid(fc2(relu(fc1(z)))), z = 0 at init."""
+    r = M.rng(4)
+    he = np.sqrt(2 / d)
+    inits = [
+        M.tensor("w0", r.normal(0, he, (d, d)).astype(np.float32)),
+        M.tensor("w1", r.normal(0, he, (d, d)).astype(np.float32)),
+        M.tensor("wz", np.zeros((d, d), np.float32)),
+        M.tensor("fc1", r.normal(0, he, (d, d // 4)).astype(np.float32)),
+        M.tensor("fc2", r.normal(0, he, (d // 4, d)).astype(np.float32)),
+        M.tensor("head", r.normal(0, d**-0.5, (d, 10)).astype(np.float32)),
+    ]
+    nodes = [
+        _n("MatMul", ["x", "w0"], "a0"),
+        _n("Relu", ["a0"], "h0"),
+        _n("MatMul", ["h0", "w1"], "a1"),
+        _n("Relu", ["a1"], "h1"),
+        _n("MatMul", ["h1", "wz"], "z"),
+        _n("MatMul", ["z", "fc1"], "s1"),
+        _n("Relu", ["s1"], "s2"),
+        _n("MatMul", ["s2", "fc2"], "s3"),
+        _n("Sigmoid", ["s3"], "gate"),
+        _n("Mul", ["z", "gate"], "zg"),
+        _n("Add", ["h1", "zg"], "out"),
+        _n("MatMul", ["out", "head"], "logits"),
+    ]
+    return M.model(nodes, inits, [M.value_info("x", [8, d])], [M.value_info("logits", None)])
+
+
+def test_a_gate_on_a_zero_initialized_branch_is_not_a_vanishing_gradient(tmp_path: Path) -> None:
+    """The gradient to the gate is exactly zero at init because the value it gates is zero
+    (timm test_nfnet: 'backward gradients vanish ... 0× (nothing left)'): a zero on the way,
+    the zero-init's intent, not depth."""
+    result = _audit(tmp_path, _zero_branch_with_gate())
+    assert _ia203(result) == []
