@@ -43,6 +43,10 @@ class State:
     # with one folded in): there the exported graph applies running statistics, the identity
     # at init, while training (and the prediction) normalizes by batch statistics.
     batch_norm_on: set[str] = field(default_factory=set)
+    # A statistic later used as a value (a global average pool written as ReduceMean, then
+    # normalized by the head's own LayerNorm): the pooled signal it stands for, one per
+    # statistic, so every use of it is the same source (``as_value``).
+    pooled: dict[int, Sig] = field(default_factory=dict)
 
     def assume(self, op: str) -> None:
         """The current node's effect is assumed, not modelled."""
@@ -60,6 +64,43 @@ def gaussian(st: State, q: float, base: float, hops: int = 0, reset: int | None 
         q, base, math.sqrt(q) * NODES, st.next_src, hops=hops,
         reset=st.next_src if reset is None else reset,
     )  # fmt: skip
+
+
+def as_value(st: State, s: Sig) -> Sig:
+    """The pooled signal a statistic stands for where it is used as a value: about normal,
+    with the statistic's mean and the pooled second moment (as an average pool)."""
+    if not s.stat or s.pts is None:
+        return s
+    got = st.pooled.get(id(s))
+    if got is None:
+        mean = float(s.pts[0])
+        spread = math.sqrt(max(s.q - mean * mean, 0.0))
+        st.next_src += 1
+        got = Sig(s.q, s.base, mean + spread * NODES, st.next_src, hops=s.hops, reset=s.reset)
+        st.pooled[id(s)] = got
+    return got
+
+
+def operands(
+    st: State, a: Sig | None, b: Sig | None, create: bool = True
+) -> tuple[Sig | None, Sig | None]:
+    """The two signals a binary op combines, with a statistic read as the pooled value it
+    stands for unless it meets its own source (x - mean(x), x · rsqrt(mean(x²)): a
+    normalization). ``create=False`` only looks up values made before (the backward pass)."""
+    if a is None or b is None or not (a.stat or b.stat) or a.src == b.src:
+        return a, b
+
+    def value(s: Sig) -> Sig:
+        return as_value(st, s) if create else st.pooled.get(id(s), s)
+
+    if a.stat and b.stat:
+        pa, pb = st.pooled.get(id(a)), st.pooled.get(id(b))
+        if pa is not None and pa.src == b.src:
+            return pa, b
+        if pb is not None and pb.src == a.src:
+            return a, pb
+        return value(a), value(b)
+    return (value(a), b) if a.stat else (a, value(b))
 
 
 def new_reset(st: State) -> int:
@@ -82,6 +123,7 @@ def divides_by_stat(node: Node, fwd: State) -> bool:
     if node.op_type not in ("Mul", "Div"):
         return False
     a, b = (fwd.sig.get(i) for i in node.inputs[:2]) if len(node.inputs) >= 2 else (None, None)
+    a, b = operands(fwd, a, b, create=False)
     return (
         a is not None
         and b is not None

@@ -42,9 +42,11 @@ from initaudit.signal.carried import (
     Sig,
     State,
     apply_op,
+    as_value,
     gaussian,
     moment,
     new_reset,
+    operands,
     sum_base,
 )
 from initaudit.signal.gains import NODES, WEIGHTS, activation_fn, erf
@@ -269,6 +271,9 @@ def _reduce(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
     input's scale (``q``): the mean of a zero-mean signal is not a zero signal."""
     if x.pts is None:
         return None
+    x = as_value(st, x)  # a reduction of a statistic: the pooled value it stood for
+    if x.pts is None:
+        return None
     mean, pooled = _pooled_moment(x, POOLED_POSITIONS)
     stat = mean
     if node.op_type in SIZED_REDUCTIONS:
@@ -291,7 +296,8 @@ SIZED_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare"})
 
 def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
     op = node.op_type
-    a, b = [*ins, None, None][:2]
+    first, second = [*ins, None, None][:2]
+    a, b = operands(st, first, second)
     if a is not None and b is not None:
         hops = max(a.hops, b.hops)
         if a.pts is not None and b.pts is not None and a.src == b.src:

@@ -769,3 +769,48 @@ def test_a_gate_on_a_zero_initialized_branch_is_not_a_vanishing_gradient(tmp_pat
     the zero-init's intent, not depth."""
     result = _audit(tmp_path, _zero_branch_with_gate())
     assert _ia203(result) == []
+
+
+def _pool_then_decomposed_layernorm(c: int = 16) -> onnx.ModelProto:
+    """timm's ConvNeXt head as the dynamo exporter writes it: x.mean((2, 3)) is a ReduceMean
+    over the spatial axes, then the head's LayerNorm decomposed into ReduceMean, Sub, Mul,
+    ReduceMean, Add, Sqrt, Div, then the classifier."""
+    r = M.rng(6)
+    he = np.sqrt(2 / (c * 9))
+    inits = [
+        M.tensor("c1", r.normal(0, he, (c, c, 3, 3)).astype(np.float32)),
+        M.tensor("c2", r.normal(0, he, (c, c, 3, 3)).astype(np.float32)),
+        M.tensor("fc", r.normal(0, c**-0.5, (10, c)).astype(np.float32)),
+        M.tensor("hw", np.array([2, 3])),
+        M.tensor("last", np.array([-1])),
+        M.tensor("eps", np.array(1e-6, np.float32)),
+    ]
+    nodes = [
+        _n("Conv", ["x", "c1"], "a1", pads=[1, 1, 1, 1]),
+        _n("Relu", ["a1"], "h1"),
+        _n("Conv", ["h1", "c2"], "a2", pads=[1, 1, 1, 1]),
+        _n("Relu", ["a2"], "h2"),
+        _n("ReduceMean", ["h2", "hw"], "pooled", keepdims=0),
+        _n("ReduceMean", ["pooled", "last"], "mu"),
+        _n("Sub", ["pooled", "mu"], "d"),
+        _n("Mul", ["d", "d"], "d2"),
+        _n("ReduceMean", ["d2", "last"], "var"),
+        _n("Add", ["var", "eps"], "ve"),
+        _n("Sqrt", ["ve"], "sd"),
+        _n("Div", ["d", "sd"], "normed"),
+        _n("Gemm", ["normed", "fc"], "logits", transB=1),
+    ]
+    x = M.value_info("x", [2, c, 8, 8])
+    return M.model(nodes, inits, [x], [M.value_info("logits", None)])
+
+
+def test_a_pooled_value_normalized_by_the_head_keeps_its_scale(tmp_path: Path) -> None:
+    """The pool's mean was read as a statistic of its input, so the head's LayerNorm took
+    mean(x) - mean(mean(x)) = 0 and the prediction collapsed to zero at the classifier
+    (timm convnext_zepto_rms: predicted 0, measured 1e-0.97). A statistic used as a value is
+    the pooled signal it stands for: the head sees a normalized input."""
+    result = _audit(tmp_path, _pool_then_decomposed_layernorm())
+    head = result.depth[-1]
+    assert head.tensor == "fc"
+    assert head.log10_output is not None and abs(head.log10_output) < 0.3
+    assert _ia203(result) == []
