@@ -65,6 +65,9 @@ class DepthSignal(Rule):
             layers,
             [d.log10_forward for d in layers],
             [d.hops_forward for d in layers],
+            # A level read only through normalizations (a pre-norm stream) does not carry
+            # its scale forward to any layer: it is not where a forward signal vanishes.
+            [not d.normalized_after for d in layers],
             band,
             "forward activations",
             "at the input (or the last normalization)",
@@ -74,6 +77,7 @@ class DepthSignal(Rule):
             layers[::-1],
             [d.log10_backward for d in layers][::-1],
             [d.hops_backward for d in layers][::-1],
+            [True] * len(layers),
             band,
             "backward gradients",
             "at the output (or the last normalization)",
@@ -85,6 +89,7 @@ class DepthSignal(Rule):
         layers: Sequence[DepthLayer],
         values: Sequence[float],
         hops: Sequence[int],
+        candidate: Sequence[bool],
         band: float,
         what: str,
         reference: str,
@@ -96,8 +101,8 @@ class DepthSignal(Rule):
         cross = next(
             (
                 k
-                for k, (v, h) in enumerate(zip(values, hops, strict=True))
-                if abs(v) > band and h >= MIN_COMPOUNDING and math.isfinite(v)
+                for k, (v, h, c) in enumerate(zip(values, hops, candidate, strict=True))
+                if c and abs(v) > band and h >= MIN_COMPOUNDING and math.isfinite(v)
             ),
             None,
         )

@@ -32,6 +32,9 @@ class DepthLayer:
     # it, or on its input): --propagate's measurement (running statistics) and the prediction
     # (batch statistics, as training) see different scales there.
     batch_norm: bool = False
+    # Every path from this layer's level meets a normalization before any weighted layer or
+    # output (a pre-norm residual stream): its forward scale is read only through norms.
+    normalized_after: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

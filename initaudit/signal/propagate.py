@@ -84,6 +84,7 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 hops_backward=r.hops_backward,
                 assumed=r.assumed,
                 batch_norm=r.batch_norm,
+                normalized_after=r.normalized_after,
             )
         )
     return DepthProfile(layers=tuple(layers), assumptions=tuple(sorted(fwd.assumed)), plain=plain)
@@ -129,6 +130,7 @@ class _Row:
     hops_backward: int
     assumed: tuple[str, ...]
     batch_norm: bool
+    normalized_after: bool
 
 
 def _row(
@@ -157,6 +159,7 @@ def _row(
         # Backward, the layer's own weight acts on the gradient that reaches its input.
         hops_backward=bwd_hops.get(point, bwd_hops.get(out, 0)) + 1,
         batch_norm=node.folded_norm or any(i in fwd.batch_norm_on for i in node.inputs),
+        normalized_after=_normalized_after(w, point, fwd),
         assumed=tuple(
             sorted(fwd.assumed_on.get(out, frozenset()) | fwd.assumed_on.get(point, frozenset()))
         ),
@@ -235,6 +238,42 @@ def _stream_point(graph: ModelGraph, value: str, fwd: State) -> tuple[str, bool]
             if _carries(node, others, here, fwd):
                 frontier.append(out)
     return _chain_end(graph, value, fwd), False
+
+
+# Values followed from a layer's output when asking whether a normalization stands between it
+# and every later layer; past this the answer is no (the layer is judged).
+_NORMALIZED_WALK = 512
+_DEFAULT_EPS = 1e-5  # torch's LayerNorm/BatchNorm default, where a decomposed norm hides its own
+
+
+def _normalized_after(w: Weights, value: str, fwd: State) -> bool:
+    """Whether every path from ``value`` meets a normalization before any weighted layer or
+    output: a pre-norm residual stream (every block reads LayerNorm(h), the head reads the
+    final norm), or a front-end whose output joins one. Its scale is then read only through
+    normalizations, so a small level there is no vanishing signal (HF Whisper's N(0, 0.02)
+    conv front-end before its pre-norm encoder, modeling_whisper.py)."""
+    graph = w.graph
+    seen: set[str] = set()
+    frontier = deque([value])
+    eps = _DEFAULT_EPS
+    while frontier:
+        v = frontier.popleft()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in graph.index.graph_outputs or len(seen) > _NORMALIZED_WALK:
+            return False
+        for node, _ in graph.index.consumers_of(v):
+            if node.op_type in NORM_OPS or node.folded_norm or divides_by_stat(node, fwd):
+                eps = max(eps, node.attrs.epsilon or 0.0)
+                continue
+            if node.id in w.weight_of or node.op_type in LINEAR_OPS:
+                return False
+            frontier.extend(o for o in node.outputs if o in fwd.sig)
+    # A variance near the normalization's epsilon is not normalized away: x / sqrt(var + eps)
+    # keeps shrinking with x (ten times eps still gives 95% of the unit scale).
+    here = fwd.sig.get(value)
+    return here is not None and here.q > 10 * eps
 
 
 def _skip(other: Sig, here: Sig) -> bool:

@@ -489,6 +489,9 @@ def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
       h + ln(mlp(h));
     * ``classifier``: pre-LN blocks, a final LayerNorm, then transformers' sequence
       classification head, a pooler (tanh) and a classifier, both N(0, 0.02);
+    * ``front_end``: Whisper's encoder, two N(0, 0.02) layers with GELU (its convs) into
+      pre-LN blocks and a final LayerNorm: the small front-end output is read only through
+      normalizations;
     * ``qk_norm_rotary``: Gemma-3's block, pre- and post-branch norms, q and k normalized
       then rotated (q·cos + rotate_half(q)·sin: a sum of two functions of one normalized
       value, not a residual Add).
@@ -578,6 +581,14 @@ def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
         return out
 
     h = "h0"
+    if kind == "front_end":
+        # Whisper's conv fans: 3 taps x 80 mel bins, then 3 x d_model (here 128 each).
+        nodes[0] = _n("MatMul", ["feats", w("conv1", (8 * d, 8 * d))], "c1")
+        nodes += [
+            _n("Gelu", ["c1"], "g1"),
+            _n("MatMul", ["g1", w("conv2", (8 * d, d))], "c2"),
+            _n("Gelu", ["c2"], "h0"),
+        ]
     for i in range(layers):
         p = f"h.{i}"
         if kind == "parallel":
@@ -607,11 +618,17 @@ def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
             ]
         )
         h = "logits"
+    if kind == "front_end":
+        h = ln(h, "ln_f")
+        feats = M.value_info("feats", [1, 8, 8 * d])
+        return M.model(nodes, inits, [feats], [M.value_info(h, None)])
     ids = M.value_info("ids", [1, 8], onnx.TensorProto.INT64)
     return M.model(nodes, inits, [ids], [M.value_info(h, None)])
 
 
-@pytest.mark.parametrize("kind", ["parallel", "post_branch_norm", "classifier", "qk_norm_rotary"])
+@pytest.mark.parametrize(
+    "kind", ["parallel", "post_branch_norm", "classifier", "qk_norm_rotary", "front_end"]
+)
 def test_real_block_layouts_are_not_vanishing_stacks(tmp_path: Path, kind: str) -> None:
     """Their branches are small by HF's design; the residual stream they write into is what
     runs through depth, and a classification head after the trunk's last norm is a scale,
