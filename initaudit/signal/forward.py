@@ -38,6 +38,7 @@ from initaudit.graph.ops import (
     SIGNAL_PASS,
     SOFTMAX_OPS,
 )
+from initaudit.graph.streams import stored_name
 from initaudit.signal.carried import (
     Sig,
     State,
@@ -330,6 +331,13 @@ def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
         return Sig(q, base, pts, sig.src, stat=sig.stat, hops=sig.hops, reset=sig.reset)
     m2 = w.affine.get(other)
     if op in ("Add", "Sub"):
+        if m2 is None:
+            # A stored tensor added as it is (through Expand, Reshape...): a learned token
+            # the stream starts from (CaiT's and ViT's cls_token.expand(B, -1, -1) written
+            # into the class-attention stream, timm cait.py), a position table.
+            stored = stored_name(w.graph.index, w.graph.consts, other)
+            m2 = w.m2.get(stored) if stored is not None else None
+            m2 = m2 if m2 is not None and math.isfinite(m2) else None
         return gaussian(st, sig.q + (m2 or 0.0), sig.base, sig.hops, sig.reset)
     if op == "Mul" and m2 is not None:
         return gaussian(st, sig.q * m2, sig.base, sig.hops, sig.reset)

@@ -831,3 +831,57 @@ def test_a_pooled_value_normalized_by_the_head_keeps_its_scale(tmp_path: Path) -
     assert head.tensor == "fc"
     assert head.log10_output is not None and abs(head.log10_output) < 0.3
     assert _ia203(result) == []
+
+
+def _class_attention_stream(blocks: int = 2, d: int = 64) -> onnx.ModelProto:
+    """CaiT's class-attention stage (timm cait.py): the stream starts from the stored
+    cls_token (trunc_normal std 0.02) expanded to the batch, each block adds a LayerScale
+    (1e-5) branch read from LayerNorm(concat(cls, patches)), and the head reads a final
+    LayerNorm."""
+    r = M.rng(9)
+    inits = [
+        M.tensor("cls_token", r.normal(0, 0.02, (1, 1, d)).astype(np.float32)),
+        M.tensor("shape", np.array([1, 1, d])),
+        M.tensor("head", r.normal(0, 0.02, (d, 10)).astype(np.float32)),
+    ]
+    nodes = [_n("Expand", ["cls_token", "shape"], "h0")]
+    h = "h0"
+    for i in range(blocks):
+        p = f"b{i}"
+        inits += [
+            M.tensor(f"{p}.ln.w", np.ones(d, np.float32)),
+            M.tensor(f"{p}.ln.b", np.zeros(d, np.float32)),
+            M.tensor(f"{p}.fc1", r.normal(0, 0.02, (d, 4 * d)).astype(np.float32)),
+            M.tensor(f"{p}.fc2", r.normal(0, 0.02, (4 * d, d)).astype(np.float32)),
+            M.tensor(f"{p}.gamma", np.full(d, 1e-5, np.float32)),
+        ]
+        nodes += [
+            _n("Concat", [h, "x"], f"{p}/cat", axis=1),
+            _n("LayerNormalization", [f"{p}/cat", f"{p}.ln.w", f"{p}.ln.b"], f"{p}/n"),
+            _n("MatMul", [f"{p}/n", f"{p}.fc1"], f"{p}/f"),
+            _n("Gelu", [f"{p}/f"], f"{p}/g"),
+            _n("MatMul", [f"{p}/g", f"{p}.fc2"], f"{p}/o"),
+            _n("Mul", [f"{p}/o", f"{p}.gamma"], f"{p}/s"),
+            _n("Add", [h, f"{p}/s"], f"{p}/h"),
+        ]
+        h = f"{p}/h"
+    inits += [
+        M.tensor("ln_f.w", np.ones(d, np.float32)),
+        M.tensor("ln_f.b", np.zeros(d, np.float32)),
+    ]
+    nodes += [
+        _n("LayerNormalization", [h, "ln_f.w", "ln_f.b"], "final"),
+        _n("MatMul", ["final", "head"], "logits"),
+    ]
+    x = M.value_info("x", [1, 8, d])
+    return M.model(nodes, inits, [x], [M.value_info("logits", None)])
+
+
+def test_a_stream_that_starts_from_a_stored_token_keeps_its_scale(tmp_path: Path) -> None:
+    """The cls token added as a constant was counted as zero, so the class-attention stream
+    held only its 1e-5 LayerScale branches: 'forward activations vanish ... 1.5e+12×' on
+    every timm CaiT. A stored tensor added to the signal adds its second moment."""
+    result = _audit(tmp_path, _class_attention_stream())
+    assert _ia203(result) == []
+    fc2 = [d for d in result.depth if d.tensor.endswith("fc2")]
+    assert fc2 and all(d.log10_forward > -4 for d in fc2)
