@@ -1,16 +1,18 @@
 """The backward pass: gradient second moments from the outputs (g = 1) back to every layer.
 
-A linear op multiplies by alpha² · fan_out · E[w²], an elementwise op by E[f'(x)²] on its
+A linear op multiplies by alpha² · fan_out · E[w²] (a convolution's fan: ``backward_fan``), an
+elementwise op by E[f'(x)²] on its
 sampled input, a norm by E[γ²] / q_in, and a residual split sums its branches.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from initaudit.graph.model import Node
+from initaudit.graph.model import Node, WeightSite
 from initaudit.graph.ops import NORM_OPS, PROPAGATED_ACTIVATIONS
 from initaudit.signal.carried import State, divides_by_stat, moment
 from initaudit.signal.forward import affine_moment
@@ -40,6 +42,20 @@ def backward(
     return rel, hops
 
 
+def backward_fan(node: Node, site: WeightSite) -> float:
+    """How many products one input value enters: the gradient's fan. For a convolution that
+    is (out_channels / groups) · kernel / stride, not the schemes' fan_out (out_channels ·
+    kernel, torch's convention for init): a depthwise conv's input channel feeds one filter,
+    and a stride-2 conv reads each input position for a quarter of its outputs."""
+    shape = site.shape
+    if node.op_type != "Conv" or len(shape) < 3:
+        return float(site.fan_out or 1)
+    g = node.attrs.group or 1
+    per_group = shape[0] // g if g > 1 and shape[0] % g == 0 else shape[0]
+    stride = math.prod(node.attrs.strides or (1,))
+    return max(per_group * math.prod(shape[2:]) / max(stride, 1), 1e-12)
+
+
 def _local_backward(w: Weights, node: Node, fwd: State) -> list[tuple[str, float]]:
     """(input, factor) pairs: what the gradient's second moment is multiplied by from the
     node's output back to each of its signal inputs."""
@@ -51,8 +67,7 @@ def _local_backward(w: Weights, node: Node, fwd: State) -> list[tuple[str, float
     if site is not None:
         if op == "Gather":
             return []
-        fan_out = site.fan_out or 1
-        return [(dyn[0], fan_out * w.m2.get(site.name, 0.0))]
+        return [(dyn[0], backward_fan(node, site) * w.m2.get(site.name, 0.0))]
     x = fwd.sig[dyn[0]]
     if op in NORM_OPS:
         return [(dyn[0], affine_moment(w, node) / x.q if x.q > 0 else 1.0)]

@@ -885,3 +885,57 @@ def test_a_stream_that_starts_from_a_stored_token_keeps_its_scale(tmp_path: Path
     assert _ia203(result) == []
     fc2 = [d for d in result.depth if d.tensor.endswith("fc2")]
     assert fc2 and all(d.log10_forward > -4 for d in fc2)
+
+
+def _depthwise_separable(blocks: int = 6, c: int = 32) -> onnx.ModelProto:
+    """MobileNet's depthwise-separable stack without BatchNorm, He-initialized as torch's
+    kaiming_normal_(fan_in) gives each conv: depthwise [c, 1, 3, 3] (group=c, fan_in 9), then
+    pointwise [c, c, 1, 1] (fan_in c), ReLU after each."""
+    r = M.rng(12)
+    inits, nodes, h = [], [], "x"
+    for i in range(blocks):
+        inits += [
+            M.tensor(f"dw{i}", r.normal(0, math.sqrt(2 / 9), (c, 1, 3, 3)).astype(np.float32)),
+            M.tensor(f"pw{i}", r.normal(0, math.sqrt(2 / c), (c, c, 1, 1)).astype(np.float32)),
+        ]
+        nodes += [
+            _n("Conv", [h, f"dw{i}"], f"d{i}", group=c, pads=[1, 1, 1, 1]),
+            _n("Relu", [f"d{i}"], f"dr{i}"),
+            _n("Conv", [f"dr{i}", f"pw{i}"], f"p{i}"),
+            _n("Relu", [f"p{i}"], f"pr{i}"),
+        ]
+        h = f"pr{i}"
+    x = M.value_info("x", [1, c, 16, 16])
+    return M.model(nodes, inits, [x], [M.value_info(h, None)])
+
+
+def test_a_depthwise_conv_feeds_one_filter_per_input_channel_backward(tmp_path: Path) -> None:
+    """Backward, an input value of a depthwise conv enters 9 products, not the 9·c of torch's
+    fan_out convention: with it the He-initialized stack read as 'backward gradients explode'
+    (timm PiT, DaViT, FastViT), while it keeps the gradient's scale."""
+    result = _audit(tmp_path, _depthwise_separable())
+    assert _ia203(result) == []
+    assert all(abs(d.log10_backward) < 1 for d in result.depth)
+
+
+@pytest.mark.parametrize(
+    ("shape", "attrs", "fan"),
+    [
+        ((64, 32, 3, 3), {}, 64 * 9),  # a plain conv: torch's fan_out
+        ((64, 32, 3, 3), {"strides": (2, 2)}, 64 * 9 / 4),  # stride 2: a quarter of the outputs
+        ((32, 1, 3, 3), {"group": 32}, 9),  # depthwise: one filter per input channel
+        ((64, 1, 3, 3), {"group": 32, "strides": (2, 2)}, 2 * 9 / 4),  # PiT's pooling conv
+    ],
+)
+def test_the_gradient_fan_of_a_convolution(shape, attrs, fan) -> None:
+    from initaudit.graph.model import Node, NodeAttrs, Role, WeightSite
+    from initaudit.signal.backward import backward_fan
+
+    node = Node(
+        id=0, name="c", op_type="Conv", domain="", inputs=(), outputs=(), attrs=NodeAttrs(**attrs)
+    )
+    site = WeightSite(
+        name="w", node="c", op_type="Conv", role=Role.WEIGHT, shape=shape, dtype="float",
+        fan_in=None, fan_out=shape[0] * 9, activation=None, units=None, quant=None, uses=(),
+    )  # fmt: skip
+    assert backward_fan(node, site) == pytest.approx(fan)
