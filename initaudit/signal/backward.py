@@ -1,8 +1,8 @@
 """The backward pass: gradient second moments from the outputs (g = 1) back to every layer.
 
 A linear op multiplies by alpha² · fan_out · E[w²] (a convolution's fan: ``backward_fan``), an
-elementwise op by E[f'(x)²] on its
-sampled input, a norm by E[γ²] / q_in, and a residual split sums its branches.
+elementwise op by E[f'(x)²] on its sampled input, a norm by E[γ²] / q_in, and a residual
+split sums its branches.
 """
 
 from __future__ import annotations
