@@ -48,7 +48,6 @@ _ATTR_TYPES = {
     "max": _A.FLOAT,
     "min": _A.FLOAT,
     "perm": _A.INTS,
-    "strides": _A.INTS,
     "training_mode": _A.INT,
     "transA": _A.INT,
     "transB": _A.INT,

@@ -184,7 +184,6 @@ class NodeAttrs:
     max: float | None = None
     min: float | None = None
     perm: tuple[int, ...] | None = None
-    strides: tuple[int, ...] | None = None
     training_mode: int | None = None
     transA: int | None = None
     transB: int | None = None

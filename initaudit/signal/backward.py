@@ -43,17 +43,18 @@ def backward(
 
 
 def backward_fan(node: Node, site: WeightSite) -> float:
-    """How many products one input value enters: the gradient's fan. For a convolution that
-    is (out_channels / groups) · kernel / stride, not the schemes' fan_out (out_channels ·
-    kernel, torch's convention for init): a depthwise conv's input channel feeds one filter,
-    and a stride-2 conv reads each input position for a quarter of its outputs."""
+    """The gradient's fan: the output channels one input channel feeds, times the kernel. For a
+    grouped convolution that is (out_channels / groups) · kernel, not the schemes' fan_out
+    (out_channels · kernel, torch's convention for init): a depthwise conv's input channel
+    feeds one filter. Strides are left out on purpose: the gradient is compared per
+    position, and a stride-2 conv's input has four positions for each output one, so what
+    reaches the layers before it, summed over their positions, keeps the unstrided fan."""
     shape = site.shape
     if node.op_type != "Conv" or len(shape) < 3:
         return float(site.fan_out or 1)
     g = node.attrs.group or 1
     per_group = shape[0] // g if g > 1 and shape[0] % g == 0 else shape[0]
-    stride = math.prod(node.attrs.strides or (1,))
-    return max(per_group * math.prod(shape[2:]) / max(stride, 1), 1e-12)
+    return float(per_group * math.prod(shape[2:]))
 
 
 def _local_backward(w: Weights, node: Node, fwd: State) -> list[tuple[str, float]]:
