@@ -149,14 +149,19 @@ def _linear(w: Weights, node: Node, site: WeightSite, x: Sig, st: State) -> Sig:
     return gaussian(st, q, x.base, x.hops + 1, x.reset)
 
 
-def _weightless(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
+def _weightless(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
     """A linear or recurrent op without a stored weight: attention products, or a recurrence
     whose weights are computed (assumed to keep the scale, at most 1: tanh-bounded)."""
     if node.op_type in RECURRENT_OPS:
         st.assume(node.op_type)
         return gaussian(st, min(x.q, 1.0), x.base, x.hops, x.reset)
     dyn = [s for s in ins if s is not None]
-    a, b = [*dyn, x][:2]
+    if len(dyn) < 2:
+        # A weight computed in the graph from constants (timm NFNet's ScaledStdConv2d
+        # standardizes its weight with F.batch_norm at every call, nfnet.py): its scale is
+        # not a stored tensor's, so the op is not modelled (it was squaring the signal).
+        return None
+    a, b = dyn[:2]
     if a.probs or b.probs:
         v = b if a.probs else a  # attention: a convex mix of V
         return gaussian(st, v.q, v.base, v.hops, v.reset)

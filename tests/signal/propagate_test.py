@@ -938,3 +938,31 @@ def test_the_gradient_fan_of_a_convolution(shape, attrs, fan) -> None:
         fan_in=None, fan_out=shape[0] * 9, activation=None, units=None, quant=None, uses=(),
     )  # fmt: skip
     assert backward_fan(node, site) == pytest.approx(fan)
+
+
+def test_a_layer_whose_weight_is_computed_in_the_graph_is_not_modelled(tmp_path: Path) -> None:
+    """timm NFNet's ScaledStdConv2d standardizes its weight in the graph at every call: the
+    conv reads a computed weight, not a stored one. Its one dynamic input was multiplied by
+    itself (the prediction collapsed to 1e-243 on eca_nfnet_l0); now the op is assumed."""
+    c, r = 16, M.rng(13)
+    inits = [M.tensor("head", r.normal(0, c**-0.5, (10, c)).astype(np.float32))]
+    nodes, h = [], "x"
+    for i in range(6):
+        w = r.normal(0, math.sqrt(2 / (9 * c)), (c, c, 3, 3)).astype(np.float32)
+        inits += [M.tensor(f"w{i}", w), M.tensor(f"gain{i}", np.ones((c, 1, 1, 1), np.float32))]
+        nodes += [
+            _n("Mul", [f"w{i}", f"gain{i}"], f"wc{i}"),
+            _n("Conv", [h, f"wc{i}"], f"c{i}", pads=[1, 1, 1, 1]),
+            _n("Relu", [f"c{i}"], f"r{i}"),
+        ]
+        h = f"r{i}"
+    nodes += [
+        _n("GlobalAveragePool", [h], "pool"),
+        _n("Flatten", ["pool"], "flat"),
+        _n("Gemm", ["flat", "head"], "logits", transB=1),
+    ]
+    m = M.model(nodes, inits, [M.value_info("x", [1, c, 8, 8])], [M.value_info("logits", None)])
+    result = _audit(tmp_path, m)
+    assert _ia203(result) == []
+    head = result.depth[-1]
+    assert head.log10_output is not None and head.log10_output > -5
