@@ -1,26 +1,34 @@
-"""Wall time and peak memory of initaudit on GPT-style models, against the exact-scan floor.
+"""Wall time, CPU time and peak memory of initaudit on GPT-style models, against the floor.
 
-Run from the repository root (the default sizes write ~4.5 GB and take ~15 minutes on 2 cores,
-most of it in the naive approach; --small takes a few seconds):
+Run from the repository root (the default sizes write ~4.5 GB and take ~10 minutes on 2 cores;
+--small takes seconds; --naive adds the naive approach, ~7 minutes more):
 
-    python benchmarks/bench_large.py [--small] [--workdir DIR] [--repeat 3] [--out table.md]
+    python benchmarks/bench_large.py [--small] [--workdir DIR] [--repeat 5] [--naive] [--out FILE]
 
 It writes three synthetic GPT-2-style models (token and position embeddings, per block two
 LayerNorms, c_attn/c_proj/c_fc/c_proj MatMul+bias, GELU, a head tied through Transpose; HF's
 N(0, 0.02) init) into a fresh temporary directory, or DIR (kept, and reused when the same
-sizes are asked again). Each model is then read once to warm the page cache, and three
+sizes are asked again). Each model is then read once to warm the page cache, and these
 programs run on it as separate processes, whole process against whole process (interpreter
 start and imports count):
 
 * initaudit: ``python -m initaudit MODEL --format json -o /dev/null --fail-on never``;
-* floor: the exact-scan floor, a tiny script that parses the graph (onnx, no external data),
-  memory-maps the data and computes min, max, sum and sum of squares of every tensor with
-  numpy (fp16 through ``astype``), in one process on one core;
-* naive: ``onnx.load`` with external data, ``numpy_helper.to_array`` and a full
+* floor: the exact-scan floor, a tiny script that parses the graph (no external data) with
+  protobuf and the ONNX classes of initaudit's committed descriptor (so it imports what
+  initaudit imports: numpy and protobuf, not onnx), memory-maps the data and computes min,
+  max, sum and sum of squares of every tensor with numpy (fp16 through ``astype``), in one
+  process on one core (OPENBLAS_NUM_THREADS=1);
+* floor+onnx: the same, parsing with ``onnx.load`` (the floor before the startup work, which
+  pays onnx's import), for comparison with older figures;
+* naive (``--naive``): ``onnx.load`` with external data, ``numpy_helper.to_array`` and a full
   ``scipy.stats.kstest`` against a normal of the tensor's mean and std, per tensor.
 
-Wall time is the best of --repeat runs (naive runs once); peak RSS is the child's ru_maxrss
-from wait4, which counts resident pages of memory-mapped files too. initaudit's modules are
+initaudit and the floors run in --repeat rounds, the order rotating each round, from one
+launcher process each (a child's ru_maxrss starts at its parent's). Reported: the medians of
+wall time and of CPU time (user + sys of the child and its threads, from wait4), their ratios
+to the floor's, and the largest peak RSS of any round (ru_maxrss, which counts the resident
+pages of memory-mapped files too). Then one more initaudit run with INITAUDIT_PROFILE=1 gives
+the seconds per stage, and each target of issue 17 is said met or not. initaudit's modules are
 byte-compiled first, as ``pip install`` does (numpy's and onnx's already are).
 """
 
@@ -30,7 +38,9 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -242,22 +252,45 @@ def write_model(spec: Spec, folder: Path) -> Path:
 
 # --------------------------------------------------------------------------- the programs
 
+# The exact-scan floor: parse the graph (no external data) with protobuf, memory-map the
+# data, and compute min, max, sum and sum of squares of every tensor with numpy. argv[1] says
+# how the graph is parsed: "protobuf", with the ONNX classes built from initaudit's committed
+# descriptor (what initaudit itself imports: numpy and protobuf, not onnx), or "onnx",
+# ``onnx.load(load_external_data=False)`` (the floor of the figures before issue 17's
+# startup half, which paid onnx's ~0.7 s import).
 FLOOR = r"""
-import mmap, sys
+import mmap, os, sys
 import numpy as np
-import onnx
 
-path = sys.argv[1]
-model = onnx.load(path, load_external_data=False)
+how, root, path = sys.argv[1:4]
+if how == "onnx":
+    import onnx
+
+    with open(path, "rb") as fh:
+        model = onnx.load(fh, load_external_data=False)
+else:
+    import importlib.util
+    from google.protobuf import descriptor_pool, message_factory
+
+    spec = importlib.util.spec_from_file_location(
+        "descriptor", os.path.join(root, "initaudit", "proto", "_descriptor.py")
+    )
+    blob = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(blob)
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(blob.FILE_DESCRIPTOR)
+    model_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("onnx.ModelProto"))
+    with open(path, "rb") as fh:
+        model = model_class.FromString(fh.read())
 maps = {}
-dtypes = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16}
+dtypes = {1: np.float32, 10: np.float16}  # TensorProto.FLOAT, FLOAT16
 for t in model.graph.initializer:
     dtype = dtypes[t.data_type]
-    if t.data_location == onnx.TensorProto.EXTERNAL:
+    if t.data_location == 1:  # TensorProto.EXTERNAL
         info = {e.key: e.value for e in t.external_data}
         loc = info["location"]
         if loc not in maps:
-            with open(path.rsplit("/", 1)[0] + "/" + loc, "rb") as fh:
+            with open(os.path.join(os.path.dirname(path), loc), "rb") as fh:
                 maps[loc] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         count = int(info["length"]) // np.dtype(dtype).itemsize
         a = np.frombuffer(maps[loc], dtype, count, int(info["offset"]))
@@ -287,9 +320,10 @@ for t in model.graph.initializer:
 @dataclass(frozen=True)
 class Run:
     wall: float  # seconds
-    cpu: float  # user + system seconds of the process (and its threads)
-    rss: float  # peak resident set, MB
+    cpu: float  # user + system seconds of the child (all its threads), from wait4
+    rss: float  # peak resident set, MiB
     status: int
+    stderr: str = ""
 
 
 FAILED = Run(math.inf, math.nan, math.nan, -1)
@@ -298,6 +332,7 @@ FAILED = Run(math.inf, math.nan, math.nan, -1)
 # Measures one command from a small process. A child's ru_maxrss starts at the size of the
 # process it was spawned from (Linux keeps the high-water mark across exec), so measuring
 # from this script, which held a whole model while writing it, would inflate every figure.
+# The child's rusage comes from wait4; its stderr goes to the launcher's, read by run().
 LAUNCHER = r"""
 import json, os, subprocess, sys, time
 timeout, env, cmd = float(sys.argv[1]), dict(os.environ), sys.argv[3:]
@@ -336,11 +371,7 @@ def run(cmd: list[str], timeout: float = 0.0, env: dict[str, str] | None = None)
         tail = done.stderr.strip()[-500:]
         print(f"  {' '.join(cmd[1:4])[:60]} failed ({code}): {tail}", file=sys.stderr)
         return FAILED
-    return Run(wall, cpu, rss, 0)
-
-
-def best_of(cmd: list[str], repeat: int) -> Run:
-    return _best([run(cmd) for _ in range(repeat)])
+    return Run(wall, cpu, rss, 0, done.stderr)
 
 
 def _warm(folder: Path) -> None:
@@ -355,69 +386,118 @@ def programs(path: Path) -> dict[str, list[str]]:
     audit = ["-m", "initaudit", str(path), "--format", "json", "-o", os.devnull]
     return {
         "initaudit": [py, *audit, "--fail-on", "never", "--isolated"],
-        "floor": [py, "-c", FLOOR, str(path)],
+        "floor": [py, "-c", FLOOR, "protobuf", str(ROOT), str(path)],
+        "floor+onnx": [py, "-c", FLOOR, "onnx", str(ROOT), str(path)],
         "naive": [py, "-c", NAIVE, str(path)],
     }
 
 
-def bench(path: Path, repeat: int, naive: bool, timeout: float) -> dict[str, Run]:
-    """initaudit and the floor alternately (best of ``repeat``), then the naive approach once."""
+# One core for the floors: their sum of squares is a BLAS dot product.
+ONE_CORE = {"OPENBLAS_NUM_THREADS": "1"}
+TIMED = ("initaudit", "floor", "floor+onnx")
+
+
+@dataclass(frozen=True)
+class Result:
+    runs: dict[str, list[Run]]  # every timed run of each program, in the order run
+    profile: dict[str, tuple[float, float]]  # stage -> (wall, cpu) of one profiled run
+    naive: Run
+
+    def median(self, name: str, what: str) -> float:
+        values = [getattr(r, what) for r in self.runs[name]]
+        return statistics.median(values) if values else math.nan
+
+    def peak(self, name: str) -> float:
+        return max((r.rss for r in self.runs[name]), default=math.nan)
+
+
+PROFILE_LINE = re.compile(r"initaudit: profile: +(\S+) +(?:wall +([\d.]+) s +)?cpu +([\d.]+) s")
+
+
+def bench(path: Path, repeat: int, naive: bool, timeout: float) -> Result:
+    """initaudit and both floors in turn, ``repeat`` rounds (the order rotates each round, so
+    a busy neighbour slows all alike); then one profiled initaudit run and, if asked, naive."""
     cmds = programs(path)
     _warm(path.parent)
-    runs: dict[str, list[Run]] = {"floor": [], "initaudit": []}
-    # One core for the floor: its sum of squares is a BLAS dot product.
-    envs = {"floor": {"OPENBLAS_NUM_THREADS": "1"}}
-    for _ in range(repeat):
-        for name, done in runs.items():
-            done.append(run(cmds[name], env=envs.get(name)))
-    out = {name: _best(done) for name, done in runs.items()}
-    out["naive"] = run(cmds["naive"], timeout) if naive else FAILED
-    return out
-
-
-def _best(runs: list[Run]) -> Run:
-    """The fastest run, with the largest peak RSS seen in any."""
-    fastest = min(runs, key=lambda r: r.wall)
-    return Run(fastest.wall, fastest.cpu, max(r.rss for r in runs), fastest.status)
+    runs: dict[str, list[Run]] = {name: [] for name in TIMED}
+    for i in range(repeat):
+        for name in TIMED[i % len(TIMED) :] + TIMED[: i % len(TIMED)]:
+            done = run(cmds[name], env=None if name == "initaudit" else ONE_CORE)
+            if done.status == 0:
+                runs[name].append(done)
+    profiled = run(cmds["initaudit"], env={"INITAUDIT_PROFILE": "1"})
+    profile = {
+        m.group(1): (float(m.group(2) or "nan"), float(m.group(3)))
+        for m in map(PROFILE_LINE.match, profiled.stderr.splitlines())
+        if m
+    }
+    return Result(runs, profile, run(cmds["naive"], timeout) if naive else FAILED)
 
 
 def _secs(x: float) -> str:
     return "timeout/failed" if x == math.inf else "-" if math.isnan(x) else f"{x:.2f} s"
 
 
-def _mb(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x:.0f} MB"
+def _mib(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.0f}"
 
 
-def table(rows: list[tuple[Spec, int, dict[str, Run]]]) -> str:
+def table(rows: list[tuple[Spec, int, Result]], naive: bool) -> str:
     head = (
-        "| model | params | on disk | initaudit | floor | ratio | naive "
-        "| initaudit RSS | floor RSS | naive RSS | initaudit CPU | floor CPU |"
-    )
+        "| model | params (on disk) | initaudit wall | floor wall | wall ratio "
+        "| initaudit CPU | floor CPU | CPU ratio | floor+onnx wall / CPU "
+        "| peak RSS initaudit / floor, MiB | initaudit RSS / file |"
+    ) + (" naive |" if naive else "")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for spec, size, r in rows:
-        ia, fl, nv = r["initaudit"], r["floor"], r["naive"]
+        w, f = r.median("initaudit", "wall"), r.median("floor", "wall")
+        c, fc = r.median("initaudit", "cpu"), r.median("floor", "cpu")
+        rss = r.peak("initaudit")
         lines.append(
-            f"| {spec.label} ({spec.layers}x{spec.d_model}) | {spec.params / 1e6:,.0f}M "
-            f"| {size / 1e9:.2f} GB | {_secs(ia.wall)} | {_secs(fl.wall)} "
-            f"| {ia.wall / fl.wall:.2f}x | {_secs(nv.wall)} | {_mb(ia.rss)} | {_mb(fl.rss)} "
-            f"| {_mb(nv.rss)} | {_secs(ia.cpu)} | {_secs(fl.cpu)} |"
+            f"| {spec.label} {spec.layers}x{spec.d_model} | {spec.params / 1e6:,.0f}M "
+            f"({size / 1e9:.2f} GB) | {_secs(w)} | {_secs(f)} | {w / f:.2f}x "
+            f"| {_secs(c)} | {_secs(fc)} | {c / fc:.2f}x "
+            f"| {_secs(r.median('floor+onnx', 'wall'))} / {_secs(r.median('floor+onnx', 'cpu'))} "
+            f"| {_mib(rss)} / {_mib(r.peak('floor'))} | {rss * 2**20 / size:.2f}x |"
+            + (f" {_secs(r.naive.wall)}, {_mib(r.naive.rss)} MiB |" if naive else "")
         )
     return "\n".join(lines) + "\n"
 
 
-def startup(repeat: int) -> str:
-    """Interpreter start plus imports, and the whole CLI on a tiny committed model."""
-    py = sys.executable
-    tiny = ROOT / "fixtures" / "torch" / "mlp_relu__dynamo.onnx"
-    imp = best_of([py, "-c", "import initaudit.cli"], repeat)
-    cli = best_of([py, "-m", "initaudit", str(tiny), "--isolated", "-q"], repeat)
-    bare = best_of([py, "-c", "import numpy, onnx"], repeat)
-    return (
-        f"Startup: `python -c 'import initaudit.cli'` {imp.wall:.2f} s "
-        f"(`import numpy, onnx` alone: {bare.wall:.2f} s); the CLI on {tiny.name}: "
-        f"{cli.wall:.2f} s.\n"
-    )
+def profile_table(rows: list[tuple[Spec, int, Result]]) -> str:
+    """Seconds per stage of one profiled run per model (INITAUDIT_PROFILE=1), wall / CPU."""
+    stages = ["load", "graph", "measure", "tied", "moments", "duplicates", "fit", "vectors"]
+    stages += ["depth", "rules", "report", "process"]
+    head = "| model | " + " | ".join(stages) + " |"
+    lines = [head, "|" + "---|" * (len(stages) + 1)]
+    for spec, _size, r in rows:
+        cells = []
+        for s in stages:
+            wall, cpu = r.profile.get(s, (math.nan, math.nan))
+            cells.append(f"{cpu:.2f}" if s == "process" else f"{wall:.2f} / {cpu:.2f}")
+        lines.append(f"| {spec.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def verdicts(rows: list[tuple[Spec, int, Result]]) -> str:
+    """issue 17's targets, each met or not on this run."""
+    out = []
+    for spec, size, r in rows:
+        wall = r.median("initaudit", "wall") / r.median("floor", "wall")
+        cpu = r.median("initaudit", "cpu") / r.median("floor", "cpu")
+        rss = r.peak("initaudit")
+        checks = []
+        if spec.external and spec.dtype == "float32":
+            checks += [("wall <= 1.2x floor", wall <= 1.2), ("CPU <= 1.5x floor", cpu <= 1.5)]
+        if spec.external and spec.dtype == "float16":
+            checks += [("wall <= 1.0x floor", wall <= 1.0)]
+        if spec.external:
+            checks += [("peak RSS <= 300 MiB", rss <= 300)]
+        else:
+            checks += [("peak RSS <= 1.2x file size", rss * 2**20 <= 1.2 * size)]
+        said = ", ".join(f"{what}: {'met' if ok else 'NOT met'}" for what, ok in checks)
+        out.append(f"- {spec.label}: {said}")
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -428,10 +508,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fp16", default="48x1600", help="... of the fp16 external-data model")
     p.add_argument("--vocab", type=int, default=VOCAB)
     p.add_argument("--workdir", type=Path, help="keep (and reuse) the models here")
-    p.add_argument("--repeat", type=int, default=3, help="runs of initaudit and floor (best)")
-    p.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive approach")
+    p.add_argument("--repeat", type=int, default=5, help="rounds of initaudit and the floors")
+    p.add_argument("--naive", action="store_true", help="also run the naive approach (slow)")
     p.add_argument("--naive-timeout", type=float, default=1800.0)
-    p.add_argument("--out", type=Path, help="also write the table here")
+    p.add_argument("--out", type=Path, help="also write the tables here")
     args = p.parse_args(argv)
     folder = args.workdir or Path(tempfile.mkdtemp(prefix="initaudit-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -457,10 +537,18 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if args.workdir is None:
             shutil.rmtree(folder, ignore_errors=True)
-    text = table(rows) + "\n" + startup(args.repeat)
-    text += (
-        f"\nWarm page cache; initaudit and floor: best of {args.repeat} alternating runs "
-        f"(naive: 1 run); {os.cpu_count()} cores; python {sys.version.split()[0]}, "
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    text = (
+        table(rows, args.naive)
+        + "\nSeconds per stage, wall / CPU, of one more initaudit run (INITAUDIT_PROFILE=1; "
+        "the parts of measure are summed over its threads; process: the whole process's "
+        "CPU, imports included):\n\n"
+        + profile_table(rows)
+        + "\nTargets (issue 17), against the floor's medians:\n"
+        + verdicts(rows)
+        + f"\nWarm page cache; medians of {args.repeat} rotating rounds of initaudit, floor and "
+        f"floor+onnx (peak RSS: the largest of any round); {os.cpu_count()} cores, load "
+        f"average {load:.1f} at the end; python {sys.version.split()[0]}, "
         f"numpy {np.__version__}.\n"
     )
     if args.out:

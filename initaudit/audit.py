@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from initaudit import timing
 from initaudit._version import __version__
 from initaudit.config import DEFAULT, Config
 from initaudit.errors import InputError
@@ -23,6 +24,7 @@ from initaudit.precedence import root_causes
 from initaudit.report.model import DepthEntry, ErrorEntry, FileResult, Report, TensorReport
 from initaudit.rules import ALL_RULES, Rule, RuleContext, run_rules
 from initaudit.runtime import PropagationError, measure_outputs
+from initaudit.signal.model import DepthProfile
 from initaudit.signal.propagate import propagate
 from initaudit.stats.measure import Progress, SiteStats, default_jobs, measure_all
 
@@ -62,7 +64,8 @@ def audit_file(path: str | os.PathLike[str], options: AuditOptions = DEFAULT_OPT
     """
     shown = os.fspath(path)
     try:
-        loaded = load_model(path)
+        with timing.stage("load"):
+            loaded = load_model(path)
         try:
             return _audit_loaded(shown, loaded, options)
         except BaseException as exc:
@@ -95,19 +98,38 @@ def _internal_message(exc: Exception) -> str:
 
 
 def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> FileResult:
-    config = options.config
     report_progress = options.progress
-    graph = build_graph(loaded)
+    with timing.stage("graph"):
+        graph = build_graph(loaded)
     sites = graph.sites
-    stats = measure_all(
-        sites,
-        graph.facts,
-        loaded.store,
-        jobs=options.jobs or default_jobs(),
-        progress=None if report_progress is None else (lambda p: report_progress(shown, p)),
-        histograms=options.histograms,
-    )
-    depth = propagate(graph, _second_moments(stats))
+    with timing.stage("measure"):
+        stats = measure_all(
+            sites,
+            graph.facts,
+            loaded.store,
+            jobs=options.jobs or default_jobs(),
+            progress=None if report_progress is None else (lambda p: report_progress(shown, p)),
+            histograms=options.histograms,
+        )
+    with timing.stage("depth"):
+        depth = propagate(graph, _second_moments(stats))
+    with timing.stage("rules"):
+        result = _judged(shown, loaded, sites, stats, depth, options)
+    if options.propagate is None:
+        return result
+    return _with_measurement(result, loaded, graph, options.propagate)
+
+
+def _judged(
+    shown: str,
+    loaded: LoadedModel,
+    sites: tuple[WeightSite, ...],
+    stats: dict[str, SiteStats],
+    depth: DepthProfile,
+    options: AuditOptions,
+) -> FileResult:
+    """The rules' findings (selected, overridden, one per root cause) and the file's records."""
+    config = options.config
     selected = [r for r in options.rules if config.selects(r.code)]
     findings = run_rules(
         RuleContext(
@@ -142,7 +164,7 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
         for d in depth.layers
     )
     data_files = {str(t.external_path) for t in loaded.store.tensors.values() if t.external_path}
-    result = FileResult(
+    return FileResult(
         shown,
         tensors=tensors,
         findings=tuple(sorted(kept, key=lambda f: f.sort_key())),
@@ -150,9 +172,6 @@ def _audit_loaded(shown: str, loaded: LoadedModel, options: AuditOptions) -> Fil
         depth_assumptions=depth.assumptions,
         data_files=tuple(sorted(data_files)),
     )
-    if options.propagate is None:
-        return result
-    return _with_measurement(result, loaded, graph, options.propagate)
 
 
 def _with_measurement(

@@ -8,14 +8,15 @@ limits below bound the work a hostile file can cause (nesting, expanded node cou
 every string the later stages read is ``str``.
 
 Parsing is wire.py's; checking each tensor against its bytes (and resolving external data)
-is tensors.py's; reading the validated tensors (memory-mapped external data, never read
-whole: a multi-GB model costs address space, not RAM) is store.py's.
+is tensors.py's; reading the validated tensors (memory-mapped external data, and the inline
+data that a big file's parse left in place, never read whole: a multi-GB model costs address
+space, not RAM) is store.py's.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from initaudit.errors import InputError
 from initaudit.sniff import describe_non_model
 from initaudit.store import StoredTensor, TensorStore
 from initaudit.tensors import DataFiles, validate_tensor
-from initaudit.wire import parse_model_file
+from initaudit.wire import Parsed, RawSpan, parse_model_file
 
 # Deeper nesting of If/Loop/Scan bodies than this is hostile, not a model. (upb, protobuf's
 # default parser, already refuses messages nested deeper than 100, about 32 subgraph levels.)
@@ -57,23 +58,41 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     """Parse and validate ``path``; raise :class:`InputError` with a stable code on any problem."""
     p = Path(path)
     try:
-        model = parse_model_file(p)
+        parsed = parse_model_file(p)
+    except InputError as exc:
+        raise _named_non_model(exc, p) from None
+    try:
+        return _validated(p, parsed)
+    except BaseException:
+        if parsed.mapped is not None:
+            parsed.mapped.close()
+        raise
+
+
+def _named_non_model(exc: InputError, p: Path) -> InputError:
+    """Say what the file is instead, when it is something people commit by mistake."""
+    if exc.code == "not-onnx":
+        what = describe_non_model(p)
+        if what is not None:
+            return InputError("not-onnx", what)
+    return exc
+
+
+def _validated(p: Path, parsed: Parsed) -> LoadedModel:
+    model = parsed.model
+    try:
         _check_model_header(model)
     except InputError as exc:
-        if exc.code == "not-onnx":
-            # Say what the file is instead, when it is something people commit by mistake.
-            what = describe_non_model(p)
-            if what is not None:
-                raise InputError("not-onnx", what) from None
-        raise
+        raise _named_non_model(exc, p) from None
     _check_node_count(model)
     _check_text(model)
     files = DataFiles(p.resolve().parent)
     tensors: dict[str, StoredTensor] = {}
-    for graph_name, t, origin in _iter_tensors(model):
-        stored = validate_tensor(t, origin, graph_name, files)
+    for graph_name, t, origin, raw in _iter_tensors(model, parsed.spans):
+        stored = validate_tensor(t, origin, graph_name, files, raw)
         tensors.setdefault(stored.name, stored)
-    return LoadedModel(path=p, model=model, store=TensorStore(tensors))
+    maps = {p: parsed.mapped} if parsed.mapped is not None else {}
+    return LoadedModel(path=p, model=model, store=TensorStore(tensors, maps))
 
 
 def _check_model_header(model: proto.ModelProto) -> None:
@@ -171,8 +190,12 @@ def _check_node_count(model: proto.ModelProto) -> None:
         )
 
 
-def _iter_tensors(model: proto.ModelProto) -> Iterator[tuple[str, proto.TensorProto, str]]:
-    """Every stored tensor: initializers and Constant values of all graphs and functions."""
+def _iter_tensors(
+    model: proto.ModelProto, spans: Mapping[int, RawSpan]
+) -> Iterator[tuple[str, proto.TensorProto, str, RawSpan | None]]:
+    """Every stored tensor: initializers and Constant values of all graphs and functions,
+    each with where its raw_data was left in the file (``spans``, by index among the main
+    graph's initializers), if it was."""
     stack: list[tuple[proto.GraphProto, int, bool]] = [(model.graph, 0, False)]
     node_lists: list[tuple[str, list[proto.NodeProto], int]] = []
     while stack:
@@ -182,12 +205,12 @@ def _iter_tensors(model: proto.ModelProto) -> Iterator[tuple[str, proto.TensorPr
                 "invalid-model", f"subgraphs nested deeper than {MAX_SUBGRAPH_DEPTH} levels"
             )
         origin = "subgraph initializer" if is_sub else "initializer"
-        for t in g.initializer:
-            yield g.name if is_sub else "", t, origin
+        for i, t in enumerate(g.initializer):
+            yield g.name if is_sub else "", t, origin, None if is_sub else spans.get(i)
         for sp in g.sparse_initializer:
             # Sparse initializers are validated as their parts; they are not audited.
-            yield g.name, sp.values, "sparse values"
-            yield g.name, sp.indices, "sparse indices"
+            yield g.name, sp.values, "sparse values", None
+            yield g.name, sp.indices, "sparse indices", None
         node_lists.append((g.name if is_sub else "", list(g.node), depth))
         for node in g.node:
             for attr in node.attribute:
@@ -203,4 +226,4 @@ def _iter_tensors(model: proto.ModelProto) -> Iterator[tuple[str, proto.TensorPr
                         t = proto.TensorProto()
                         t.CopyFrom(attr.t)
                         t.name = node.output[0]
-                        yield graph_name, t, "constant"
+                        yield graph_name, t, "constant", None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from initaudit import outputs, progress
+from initaudit import outputs, progress, timing
 from initaudit._version import __version__
 from initaudit.audit import AuditOptions, audit_file
 from initaudit.collect import Collected, collect
@@ -75,6 +75,10 @@ def run(inv: Invocation) -> int:
         # maps on the way out. 130 is what a shell reports for SIGINT; never "findings" (1).
         click.echo("initaudit: interrupted", err=True)
         return EXIT_INTERRUPTED
+    finally:
+        if timing.ENABLED:  # INITAUDIT_PROFILE=1: where the time went, after the report
+            for line in timing.summary():
+                click.echo(line, err=True)
 
 
 def _run(inv: Invocation) -> int:
@@ -162,11 +166,12 @@ def _run(inv: Invocation) -> int:
 
         for known, covered in baselines:
             report = baseline.apply(report, known, covered)
-    rendered = _render(report, inv, outputs.use_colour(inv.color, inv.output is not None))
-    if inv.output is not None:
-        outputs.write(inv.output, rendered, "--output")
-    else:
-        click.echo(rendered, nl=False, color=outputs.use_colour(inv.color, False))
+    with timing.stage("report"):
+        rendered = _render(report, inv, outputs.use_colour(inv.color, inv.output is not None))
+        if inv.output is not None:
+            outputs.write(inv.output, rendered, "--output")
+        else:
+            click.echo(rendered, nl=False, color=outputs.use_colour(inv.color, False))
     if inv.html_file is not None:
         from initaudit.report import html_report
 

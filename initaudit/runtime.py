@@ -149,18 +149,20 @@ def measure_outputs(
 
 
 def _inline_external(model: onnx.ModelProto, loaded: LoadedModel) -> None:
-    """Copy validated external data into the in-memory copy (the file is never touched)."""
+    """Copy validated external data, and the raw_data a big file's parse left in the file
+    (wire.py), into the in-memory copy (the file is never touched)."""
     import onnx
 
     for t in model.graph.initializer:
+        stored = loaded.store.get(t.name)
+        if stored is None or stored.mapped_path is None:
+            continue
         if t.data_location == onnx.TensorProto.EXTERNAL:
-            stored = loaded.store.get(t.name)
-            if stored is None:
-                continue
-            data = bytes(loaded.store.raw_bytes(stored))
             t.ClearField("external_data")
             t.data_location = onnx.TensorProto.DEFAULT
-            t.raw_data = data
+        elif t.HasField("raw_data"):  # a same-named tensor that kept its own data
+            continue
+        t.raw_data = bytes(loaded.store.raw_bytes(stored))
 
 
 def default_backend() -> str:

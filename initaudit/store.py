@@ -1,5 +1,6 @@
 """Validated tensors of a loaded model, read on demand: in place from a memory map for external
-data, out of the protobuf for inline data. Nothing is read until a stage asks for it.
+data and for the inline data of big files (whose ``raw_data`` wire.py leaves in the file), out
+of the protobuf for the rest. Nothing is read until a stage asks for it.
 
 Also the data-type facts every stage shares (which types are floats, packed sub-byte types,
 numpy dtypes) and :func:`open_regular`, the one way initaudit opens a file it reads.
@@ -60,9 +61,17 @@ class StoredTensor:
     origin: str  # "initializer", "constant" (Constant node), or "subgraph initializer"
     graph: str  # name of the graph that holds it ("" for the main graph)
     proto: TensorProto = field(repr=False, compare=False)
-    external_path: Path | None = None
-    external_offset: int = 0
+    # The file whose bytes [mapped_offset, mapped_offset + nbytes) are the tensor's, read
+    # through a memory map: an external data file, or (not ``external``) the model file itself,
+    # for raw_data left unparsed. None: the values are in ``proto``.
+    mapped_path: Path | None = None
+    mapped_offset: int = 0
     nbytes: int = 0
+    external: bool = False
+
+    @property
+    def external_path(self) -> Path | None:
+        return self.mapped_path if self.external else None
 
     @property
     def size(self) -> int:
@@ -74,11 +83,17 @@ class StoredTensor:
 
 
 class TensorStore:
-    """Reads validated tensors on demand; external files are memory-mapped once each."""
+    """Reads validated tensors on demand; external files are memory-mapped once each.
 
-    def __init__(self, tensors: dict[str, StoredTensor]) -> None:
+    ``maps`` are maps already open (the model file's own, which parsing made): the store
+    reads from them and closes them.
+    """
+
+    def __init__(
+        self, tensors: dict[str, StoredTensor], maps: dict[Path, mmap.mmap] | None = None
+    ) -> None:
         self.tensors = tensors
-        self._maps: dict[Path, mmap.mmap] = {}
+        self._maps: dict[Path, mmap.mmap] = dict(maps or {})
         self._lock = threading.Lock()  # the stats stage reads tensors from several threads
 
     def __contains__(self, name: str) -> bool:
@@ -95,13 +110,13 @@ class TensorStore:
             return memoryview(self._maps[path])
 
     def raw_bytes(self, t: StoredTensor) -> bytes | memoryview:
-        if t.external_path is not None:
+        if t.mapped_path is not None:
             if t.nbytes == 0:
                 return b""
-            data = self._mapped(t.external_path)[t.external_offset : t.external_offset + t.nbytes]
+            data = self._mapped(t.mapped_path)[t.mapped_offset : t.mapped_offset + t.nbytes]
             if len(data) != t.nbytes:  # the file shrank since it was validated
                 raise InputError(
-                    "external-data-invalid",
+                    "external-data-invalid" if t.external else "truncated",
                     f"tensor {tensor_label(t.name)} data changed while read",
                 )
             return data
@@ -115,19 +130,22 @@ class TensorStore:
         4- and 2-bit integers become int8/uint8 (quantized weights are dequantized by the
         stats stage, which knows scale and zero point).
         """
-        return dtypes.to_values(self.tensors[name].data_type, self.stored(name))
+        values = dtypes.to_values(self.tensors[name].data_type, self.stored(name))
+        # raw_data read in place lies at any byte offset; numpy reduces unaligned arrays in
+        # another order (stats/decode.py), so what is read whole is copied to aligned memory.
+        return values if values.flags.aligned else values.copy()
 
     def stored(self, name: str) -> np.ndarray:
         """The tensor's elements as stored (float16, int8...) with its dims: types numpy
         lacks as bit patterns (bfloat16 as uint16, float8 as uint8), packed types one code
         a byte; ``stats.decode.widener_for`` widens them.
 
-        External data gives a view of the memory map: nothing is read until it is used.
-        Inline ``raw_data`` is copied out of the protobuf (protobuf hands out copies), so read
-        an inline tensor once per use and drop it.
+        Memory-mapped data gives a view of the map: nothing is read until it is used. Inline
+        ``raw_data`` parsed into the protobuf is copied out of it (protobuf hands out copies),
+        so read such a tensor once per use and drop it.
         """
         t = self.tensors[name]
-        if t.external_path is None and not t.proto.HasField("raw_data"):
+        if t.mapped_path is None and not t.proto.HasField("raw_data"):
             return dtypes.from_typed(t.data_type, t.proto, t.dims)
         return dtypes.from_raw(t.data_type, self.raw_bytes(t), t.dims)
 
@@ -139,14 +157,14 @@ class TensorStore:
         pages stay in the page cache, so reading them again costs a minor fault, not I/O.
         """
         t = self.tensors[name]
-        if t.external_path is None or t.data_type in PACKED_BITS or t.nbytes == 0:
+        if t.mapped_path is None or t.data_type in PACKED_BITS or t.nbytes == 0:
             return _keep_pages
         item = np_dtype(t.data_type).itemsize
-        path = t.external_path
+        path = t.mapped_path
 
         def release(start: int, stop: int) -> None:
-            lo = (t.external_offset + start * item) // mmap.PAGESIZE * mmap.PAGESIZE
-            hi = t.external_offset + stop * item
+            lo = (t.mapped_offset + start * item) // mmap.PAGESIZE * mmap.PAGESIZE
+            hi = t.mapped_offset + stop * item
             mapped = self._maps.get(path)
             if mapped is not None and hasattr(mmap, "MADV_DONTNEED") and hi > lo:
                 mapped.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
@@ -154,7 +172,7 @@ class TensorStore:
         return release
 
     def close(self) -> None:
-        """Unmap every external data file.
+        """Unmap every file.
 
         After an interrupted scan, views of a map may survive in reference cycles (a worker's
         exception, its frames and its future): collect those and close again. A map that is

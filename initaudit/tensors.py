@@ -15,6 +15,7 @@ from pathlib import Path
 from initaudit import dtypes, proto
 from initaudit.errors import InputError
 from initaudit.store import PACKED_BITS, StoredTensor, dtype_name, np_dtype, short, tensor_label
+from initaudit.wire import RawSpan
 
 # Deeper than this a tensor is hostile: numpy arrays have at most 64 axes (32 before
 # numpy 2); ONNX weights have at most 5.
@@ -34,9 +35,16 @@ _KNOWN_TYPES = frozenset(proto.TensorProto.DataType.values())
 
 
 def validate_tensor(
-    t: proto.TensorProto, origin: str, graph: str, files: DataFiles
+    t: proto.TensorProto,
+    origin: str,
+    graph: str,
+    files: DataFiles,
+    raw: RawSpan | None = None,
 ) -> StoredTensor:
-    """The tensor as stored, once its dims, type and bytes agree; InputError otherwise."""
+    """The tensor as stored, once its dims, type and bytes agree; InputError otherwise.
+
+    ``raw``: where the tensor's ``raw_data`` lies in the model file, left unparsed (wire.py).
+    """
     name = t.name
     label = tensor_label(name)
     dt = t.data_type
@@ -57,32 +65,26 @@ def validate_tensor(
             "too-large", f"tensor {label} dims {list(dims)} exceed any addressable size"
         )
     nbytes = _storage_bytes(dt, numel)
-    if t.data_location == proto.TensorProto.EXTERNAL:
-        path, offset, length = _resolve_external(t, label, files, nbytes)
-        return StoredTensor(
-            name=name,
-            data_type=dt,
-            dims=dims,
-            origin=origin,
-            graph=graph,
-            proto=t,
-            external_path=path,
-            external_offset=offset,
-            nbytes=length,
-        )
-    if t.external_data:
+    mapped: Path | None = None  # the file the bytes are read from in place, and where
+    offset = 0
+    external = t.data_location == proto.TensorProto.EXTERNAL
+    if external:
+        mapped, offset, nbytes = _resolve_external(t, label, files, nbytes)
+    elif t.external_data:
         raise InputError(
             "external-data-invalid",
             f"tensor {label} has external_data entries but data_location is not EXTERNAL",
         )
-    if t.HasField("raw_data"):
-        have = len(t.raw_data)
+    elif raw is not None or t.HasField("raw_data"):
+        have = raw.length if raw is not None else len(t.raw_data)
         if have != nbytes:
             raise InputError(
                 "bad-tensor",
                 f"tensor {label} dims {list(dims)} need {nbytes} bytes of {dtype_name(dt)} "
                 f"but raw_data holds {have}",
             )
+        if raw is not None:
+            mapped, offset = raw.path, raw.offset
     else:
         fld = dtypes.STORAGE[dt].field
         have = len(getattr(t, fld))
@@ -93,7 +95,16 @@ def validate_tensor(
                 f"tensor {label} dims {list(dims)} need {want} values in {fld} but it holds {have}",
             )
     return StoredTensor(
-        name=name, data_type=dt, dims=dims, origin=origin, graph=graph, proto=t, nbytes=nbytes
+        name=name,
+        data_type=dt,
+        dims=dims,
+        origin=origin,
+        graph=graph,
+        proto=t,
+        mapped_path=mapped,
+        mapped_offset=offset,
+        nbytes=nbytes,
+        external=external,
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from initaudit import runtime
+from initaudit import runtime, wire
 from initaudit.audit import _vocab_of_inputs
 from initaudit.graph.build import build_graph
 from initaudit.load import load_model
@@ -41,6 +41,15 @@ def test_onnxruntime_and_reference_evaluator_measure_the_same_scales(name: str) 
     assert ort.keys() == ref.keys() and len(ort) >= 3
     for value, q in ort.items():
         assert q == pytest.approx(ref[value], rel=2e-3, abs=1e-12), value
+
+
+@pytest.mark.parametrize("name", ["mlp_relu__dynamo.onnx", "embedding_tied_lm__dynamo.onnx"])
+def test_a_big_inline_model_runs_with_the_raw_data_read_in_place(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _measure(name, "reference")
+    monkeypatch.setattr(wire, "PIECE_BYTES", 64)  # raw_data left in the file (wire.py)
+    assert _measure(name, "reference") == before
 
 
 def test_the_default_backend_is_onnxruntime_when_installed() -> None:

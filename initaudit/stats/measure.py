@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from initaudit import timing
 from initaudit.graph.model import MATRIX_ROLES, ModelFacts, Role, WeightSite
 from initaudit.stats import distinct
 from initaudit.stats.fit import fit_scheme
@@ -65,21 +66,26 @@ def measure(
     """
     values = site_reader(site, store)
     try:
-        moments = compute_stats(values)
+        with timing.part("moments"):
+            moments = compute_stats(values)
         dup = None
         if site.units is not None and moments.n_nonfinite == 0 and moments.min != moments.max:
-            dup = find_duplicate_units(values, site.units, finite=True)
+            with timing.part("duplicates"):
+                dup = find_duplicate_units(values, site.units, finite=True)
         fit = NO_FIT
-        # A folded table summed into an input stream is compared with its sibling lookups
-        # (IA204), so it gets a distribution too (sinusoidal ones are no draws).
-        if (site.role in MATRIX_ROLES or site.stream is not None) and tied_to is None:
-            fit = fit_scheme(site, values, moments, facts or ModelFacts())
-        hist = histogram(values, moments, fit) if histograms else None
+        with timing.part("fit"):
+            # A folded table summed into an input stream is compared with its sibling lookups
+            # (IA204), so it gets a distribution too (sinusoidal ones are no draws).
+            if (site.role in MATRIX_ROLES or site.stream is not None) and tied_to is None:
+                fit = fit_scheme(site, values, moments, facts or ModelFacts())
+            hist = histogram(values, moments, fit) if histograms else None
+        with timing.part("vectors"):
+            vector = fit_vector(site, values, moments)
         return SiteStats(
             moments=moments,
             duplicates=dup,
             fit=fit,
-            vector=fit_vector(site, values, moments),
+            vector=vector,
             tied_to=tied_to,
             histogram=hist,
         )
@@ -108,7 +114,8 @@ def measure_all(
     histograms: bool = False,
 ) -> dict[str, SiteStats]:
     """Every site's statistics, in site order, measured on ``jobs`` threads."""
-    tied = _tied_copies(sites, store)
+    with timing.part("tied"):
+        tied = _tied_copies(sites, store)
     sizes = [_stored_bytes(s, store) for s in sites]
     done = [0, 0]
     lock = threading.Lock()  # the callback runs on whichever thread finished a tensor
@@ -154,7 +161,8 @@ def measure_all(
                 for f in futures.values():
                     f.cancel()
                 raise
-    results = _refit_shared(sites, results, facts, store, histograms)
+    with timing.part("fit"):
+        results = _refit_shared(sites, results, facts, store, histograms)
     return {s.name: r for s, r in zip(sites, results, strict=True)}
 
 

@@ -68,7 +68,9 @@ class Values:
         """
         flat = self.stored.reshape(-1)
         eager = flat.nbytes > EAGER_RELEASE
-        out = np.empty(min(size, flat.size), np.float32) if flat.dtype.itemsize < 4 else None
+        # Converted (or, unaligned, copied: decode.py) into one reused buffer.
+        copied = flat.dtype.itemsize < 4 or (flat.dtype == np.float32 and not flat.flags.aligned)
+        out = np.empty(min(size, flat.size), np.float32) if copied else None
         for start in range(0, flat.size, size):
             stop = min(flat.size, start + size)
             yield start, self.widen(flat[start:stop], None if out is None else out[: stop - start])
