@@ -50,6 +50,7 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
         fwd = forward(w, order)
         bwd, bwd_hops = backward(w, order, fwd)
     rows = [r for node in order if (r := _row(w, node, fwd, bwd, bwd_hops)) is not None]
+    position = {n.id: k for k, n in enumerate(order)}
     if not rows:
         return DepthProfile(layers=(), assumptions=tuple(sorted(fwd.assumed)))
     head = _head(rows, order, fwd)
@@ -78,7 +79,9 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 log10_backward=_log10(r.gradient / g_ref),
                 step_forward=_log10(q_next) - _log10(r.q_in),
                 log10_output=_log10(r.q_out),
-                judged=r not in head and (not residual or r.on_stream or r is trunk[-1]),
+                judged=r not in head
+                and (not residual or r.on_stream or r is trunk[-1])
+                and not _gates_older(w, r.node, position),
                 zero=w.m2.get(r.site.name, 0.0) == 0.0,
                 hops_forward=r.hops_forward,
                 hops_backward=r.hops_backward,
@@ -274,6 +277,54 @@ def _normalized_after(w: Weights, value: str, fwd: State) -> bool:
     # keeps shrinking with x (ten times eps still gives 95% of the unit scale).
     here = fwd.sig.get(value)
     return here is not None and here.q > 10 * eps
+
+
+def _gates_older(w: Weights, node: Node, position: Mapping[int, int]) -> bool:
+    """Whether the layer computes a multiplicative gate on a value made before it: a
+    squeeze-excite branch (pool, conv_reduce, act, conv_expand, sigmoid, then x · gate, timm
+    _efficientnet_blocks.py SqueezeExcite). Its level and the gradient reaching it are the
+    gate's, a side branch of the trunk, which runs through the gated value."""
+    graph, here = w.graph, position.get(node.id, -1)
+    seen: set[str] = set()
+    frontier = deque(node.outputs[:1])
+    while frontier and len(seen) < _STREAM_WALK:
+        v = frontier.popleft()
+        if v in seen:
+            continue
+        seen.add(v)
+        for user, slot in graph.index.consumers_of(v):
+            if user.op_type in ADDITIVE or user.op_type in NORM_OPS:
+                continue  # a join or a reset: past it the value is no longer the gate alone
+            if (
+                user.op_type == "Mul"
+                and _squashed(w, v)
+                and any(
+                    _older_signal(w, other, position, here)
+                    for j, other in enumerate(user.inputs)
+                    if j != slot and other not in seen
+                )
+            ):
+                return True
+            if user.outputs and user.outputs[0]:
+                frontier.append(user.outputs[0])
+    return False
+
+
+def _squashed(w: Weights, value: str) -> bool:
+    """A value a sigmoid-like gate made (in (0, 1)): what a gating branch multiplies by."""
+    made = w.graph.index.producer_of(value)
+    return made is not None and made.op_type in ("Sigmoid", "HardSigmoid")
+
+
+def _older_signal(w: Weights, value: str, position: Mapping[int, int], here: int) -> bool:
+    """A value computed from the input before the node at ``here`` (not a stored tensor)."""
+    made = w.graph.index.producer_of(value)
+    return (
+        made is not None
+        and position.get(made.id, here) < here
+        and not w.graph.consts.is_constant(value)
+        and value not in w.m2
+    )
 
 
 def _skip(other: Sig, here: Sig) -> bool:

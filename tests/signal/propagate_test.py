@@ -966,3 +966,40 @@ def test_a_layer_whose_weight_is_computed_in_the_graph_is_not_modelled(tmp_path:
     assert _ia203(result) == []
     head = result.depth[-1]
     assert head.log10_output is not None and head.log10_output > -5
+
+
+def _squeeze_excite_stack(blocks: int = 4, c: int = 32) -> onnx.ModelProto:
+    """He-initialized convs, each followed by squeeze-excite (timm _efficientnet_blocks.py
+    SqueezeExcite: global pool, conv_reduce, ReLU, conv_expand, sigmoid, x · gate)."""
+    r = M.rng(14)
+    inits, nodes, h = [], [], "x"
+    for i in range(blocks):
+        for name, fan, shape in (
+            (f"conv{i}", 9 * c, (c, c, 3, 3)),
+            (f"se{i}.reduce", c, (c // 4, c, 1, 1)),
+            (f"se{i}.expand", c // 4, (c, c // 4, 1, 1)),
+        ):
+            inits.append(M.tensor(name, r.normal(0, math.sqrt(2 / fan), shape).astype(np.float32)))
+        nodes += [
+            _n("Conv", [h, f"conv{i}"], f"c{i}", pads=[1, 1, 1, 1]),
+            _n("Relu", [f"c{i}"], f"a{i}"),
+            _n("GlobalAveragePool", [f"a{i}"], f"p{i}"),
+            _n("Conv", [f"p{i}", f"se{i}.reduce"], f"sr{i}"),
+            _n("Relu", [f"sr{i}"], f"sa{i}"),
+            _n("Conv", [f"sa{i}", f"se{i}.expand"], f"se{i}"),
+            _n("Sigmoid", [f"se{i}"], f"g{i}"),
+            _n("Mul", [f"a{i}", f"g{i}"], f"o{i}"),
+        ]
+        h = f"o{i}"
+    return M.model(nodes, inits, [M.value_info("x", [1, c, 8, 8])], [M.value_info(h, None)])
+
+
+def test_a_squeeze_excite_gate_is_a_side_branch(tmp_path: Path) -> None:
+    """The gradient reaching an SE branch's convs is the gate's (small through the sigmoid),
+    not the trunk's: 'backward gradients vanish ... at blocks.4.0.se.conv_reduce' on timm
+    EfficientNets, LCNet, GhostNet. The trunk runs through the gated value."""
+    result = _audit(tmp_path, _squeeze_excite_stack())
+    assert _ia203(result) == []
+    se = [d for d in result.depth if d.tensor.startswith("se")]
+    assert se and not any(d.judged for d in se)
+    assert all(d.judged for d in result.depth if d.tensor.startswith("conv"))
