@@ -1003,3 +1003,53 @@ def test_a_squeeze_excite_gate_is_a_side_branch(tmp_path: Path) -> None:
     se = [d for d in result.depth if d.tensor.startswith("se")]
     assert se and not any(d.judged for d in se)
     assert all(d.judged for d in result.depth if d.tensor.startswith("conv"))
+
+
+def _convnext_stages(stages: int = 2, d: int = 64) -> onnx.ModelProto:
+    """ConvNeXt-style stages at timm's trunc_normal(std=0.02) (convnext.py _init_weights):
+    each block reads the stream through conv_dw then LayerNorm, then fc1, GELU, fc2 back into
+    the stream; between stages a shortcut conv carries the stream itself (MaxxViT/CoAtNet
+    MBConv shortcut.expand); a final LayerNorm before the head. 1x1 convs as MatMuls."""
+    r = M.rng(15)
+    inits, nodes, h = [], [], "x"
+
+    def w(name: str, shape: tuple[int, int]) -> str:
+        inits.append(M.tensor(name, r.normal(0, 0.02, shape).astype(np.float32)))
+        return name
+
+    def ln(x: str, name: str) -> str:
+        inits.extend(
+            [
+                M.tensor(f"{name}.w", np.ones(d, np.float32)),
+                M.tensor(f"{name}.b", np.zeros(d, np.float32)),
+            ]
+        )
+        ins = [x, f"{name}.w", f"{name}.b"]
+        nodes.append(_n("LayerNormalization", ins, f"{name}/out", epsilon=1e-6))
+        return f"{name}/out"
+
+    for s in range(stages):
+        nodes.append(_n("MatMul", [h, w(f"s{s}.shortcut", (d, d))], f"s{s}/in"))
+        h = f"s{s}/in"
+        for b in range(2):
+            p = f"s{s}.b{b}"
+            nodes.append(_n("MatMul", [h, w(f"{p}.conv_dw", (d, d))], f"{p}/dw"))
+            n = ln(f"{p}/dw", f"{p}.norm")
+            nodes += [
+                _n("MatMul", [n, w(f"{p}.fc1", (d, 4 * d))], f"{p}/f1"),
+                _n("Gelu", [f"{p}/f1"], f"{p}/g"),
+                _n("MatMul", [f"{p}/g", w(f"{p}.fc2", (4 * d, d))], f"{p}/f2"),
+                _n("Add", [h, f"{p}/f2"], f"{p}/out"),
+            ]
+            h = f"{p}/out"
+    nodes.append(_n("MatMul", [ln(h, "final"), w("head", (d, 10))], "logits"))
+    return M.model(nodes, inits, [M.value_info("x", [4, d])], [M.value_info("logits", None)])
+
+
+def test_a_stream_read_through_a_linear_layer_and_a_norm_is_not_vanishing(tmp_path: Path) -> None:
+    """norm(conv_dw(a·x)) = norm(conv_dw(x)), and a shortcut conv carries the stream on to
+    the next stage's blocks: the stream's small scale is read only through normalizations
+    (timm CoaT, CoAtNeXt, PoolFormer, RDNet: false 'forward activations vanish'). The
+    gradient, which does pass the shortcut convs, is judged as before."""
+    messages = _ia203(_audit(tmp_path, _convnext_stages()))
+    assert not any(m.startswith("forward") for m in messages), messages
