@@ -479,6 +479,26 @@ def test_the_gradient_finding_blames_the_layer_that_scales_it(tmp_path: Path) ->
         assert top.startswith("fc3.weight"), msg
 
 
+class _Net:
+    """A test graph's nodes and initializers: HF's N(0, 0.02) weights and unit LayerNorms."""
+
+    def __init__(self, seed: int, d: int) -> None:
+        self.r, self.d = M.rng(seed), d
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[TensorProto] = []
+
+    def w(self, name: str, shape: tuple[int, int]) -> str:
+        self.inits.append(M.tensor(name, self.r.normal(0, 0.02, shape).astype(np.float32)))
+        return name
+
+    def ln(self, x: str, name: str, **attrs: float) -> str:
+        self.inits.append(M.tensor(f"{name}.w", np.ones(self.d, np.float32)))
+        self.inits.append(M.tensor(f"{name}.b", np.zeros(self.d, np.float32)))
+        ins = [x, f"{name}.w", f"{name}.b"]
+        self.nodes.append(_n("LayerNormalization", ins, f"{name}/out", **attrs))
+        return f"{name}/out"
+
+
 def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
     """Narrow transformer-like blocks with HF's N(0, 0.02) projections (each branch alone
     would shrink ~1e-4: d * 0.02² per layer), three real layouts:
@@ -496,23 +516,10 @@ def _block_variant(kind: str, layers: int = 4, d: int = 16) -> onnx.ModelProto:
       then rotated (q·cos + rotate_half(q)·sin: a sum of two functions of one normalized
       value, not a residual Add).
     """
-    r = M.rng(11)
-    inits = [M.tensor("wte", r.normal(0, 0.02, (64, d)).astype(np.float32))]
-    nodes = [_n("Gather", ["wte", "ids"], "h0")]
-
-    def w(name: str, shape: tuple[int, int]) -> str:
-        inits.append(M.tensor(name, r.normal(0, 0.02, shape).astype(np.float32)))
-        return name
-
-    def ln(x: str, name: str) -> str:
-        inits.extend(
-            [
-                M.tensor(f"{name}.w", np.ones(d, np.float32)),
-                M.tensor(f"{name}.b", np.zeros(d, np.float32)),
-            ]
-        )
-        nodes.append(_n("LayerNormalization", [x, f"{name}.w", f"{name}.b"], f"{name}/out"))
-        return f"{name}/out"
+    net = _Net(11, d)
+    r, inits, nodes, w, ln = net.r, net.inits, net.nodes, net.w, net.ln
+    inits.append(M.tensor("wte", r.normal(0, 0.02, (64, d)).astype(np.float32)))
+    nodes.append(_n("Gather", ["wte", "ids"], "h0"))
 
     def mlp(x: str, p: str) -> str:
         nodes.extend(
@@ -1010,23 +1017,12 @@ def _convnext_stages(stages: int = 2, d: int = 64) -> onnx.ModelProto:
     each block reads the stream through conv_dw then LayerNorm, then fc1, GELU, fc2 back into
     the stream; between stages a shortcut conv carries the stream itself (MaxxViT/CoAtNet
     MBConv shortcut.expand); a final LayerNorm before the head. 1x1 convs as MatMuls."""
-    r = M.rng(15)
-    inits, nodes, h = [], [], "x"
-
-    def w(name: str, shape: tuple[int, int]) -> str:
-        inits.append(M.tensor(name, r.normal(0, 0.02, shape).astype(np.float32)))
-        return name
+    net = _Net(15, d)
+    inits, nodes, h = net.inits, net.nodes, "x"
+    w = net.w
 
     def ln(x: str, name: str) -> str:
-        inits.extend(
-            [
-                M.tensor(f"{name}.w", np.ones(d, np.float32)),
-                M.tensor(f"{name}.b", np.zeros(d, np.float32)),
-            ]
-        )
-        ins = [x, f"{name}.w", f"{name}.b"]
-        nodes.append(_n("LayerNormalization", ins, f"{name}/out", epsilon=1e-6))
-        return f"{name}/out"
+        return net.ln(x, name, epsilon=1e-6)
 
     for s in range(stages):
         nodes.append(_n("MatMul", [h, w(f"s{s}.shortcut", (d, d))], f"s{s}/in"))
