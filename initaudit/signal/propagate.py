@@ -230,15 +230,14 @@ def _stream_point(graph: ModelGraph, value: str, fwd: State) -> tuple[str, bool]
         if v in seen or v not in fwd.sig:
             continue
         seen.add(v)
-        here = fwd.sig[v]
         for node, slot in graph.index.consumers_of(v):
             out = node.outputs[0] if node.outputs else ""
             if not out:
                 continue
             others = [i for j, i in enumerate(node.inputs) if j != slot and i in fwd.sig]
-            if node.op_type in ADDITIVE and any(_skip(fwd.sig[o], here) for o in others):
+            if node.op_type in ADDITIVE and any(_joins(graph, o, v, fwd) for o in others):
                 return out, True
-            if _carries(node, others, here, fwd):
+            if _carries(graph, node, others, v, fwd):
                 frontier.append(out)
     return _chain_end(graph, value, fwd), False
 
@@ -329,6 +328,39 @@ def _older_signal(w: Weights, value: str, position: Mapping[int, int], here: int
     )
 
 
+# Values walked back from a branch to find the stream it was computed from.
+_ANCESTOR_WALK = 256
+
+
+def _joins(graph: ModelGraph, other: str, value: str, fwd: State) -> bool:
+    """Whether adding ``other`` to the branch ``value`` is a residual join: ``other`` is the
+    stream (``_skip``), or, in a network without normalizations, where every value shares
+    one reset, a value the branch was computed from with fewer layers behind it: x + f(x)
+    (HF MobileBERT's bottlenecks add their input back through NoNorm, an elementwise
+    affine, modeling_mobilebert.py)."""
+    there, here = fwd.sig[other], fwd.sig[value]
+    if _skip(there, here):
+        return True
+    return there.hops < here.hops and _computed_from(graph, value, other)
+
+
+def _computed_from(graph: ModelGraph, value: str, source: str) -> bool:
+    seen: set[str] = set()
+    frontier = deque([value])
+    while frontier and len(seen) < _ANCESTOR_WALK:
+        v = frontier.popleft()
+        if v in seen:
+            continue
+        seen.add(v)
+        node = graph.index.producer_of(v)
+        if node is None:
+            continue
+        if source in node.inputs:
+            return True
+        frontier.extend(i for i in node.inputs if i)
+    return False
+
+
 def _skip(other: Sig, here: Sig) -> bool:
     """``other`` is the stream a branch is added back to: a value of another reset (pre-norm
     blocks: the stream predates the block's norm), or the reset itself (post-norm blocks:
@@ -362,11 +394,12 @@ def _chain_end(graph: ModelGraph, value: str, fwd: State) -> str:
     return v
 
 
-def _carries(node: Node, others: list[str], here: Sig, fwd: State) -> bool:
+def _carries(graph: ModelGraph, node: Node, others: list[str], value: str, fwd: State) -> bool:
     """Whether ``node`` passes the branch on towards its residual Add: a layout op, an
     activation, a normalization, elementwise math, a reduction, or arithmetic with
     constants or with values of the same lineage (a decomposed norm's statistics, the other
     branch of a parallel block)."""
+    here = fwd.sig[value]
     op = node.op_type
     if op in SIGNAL_PASS or op in PROPAGATED_ACTIVATIONS or op in NORM_OPS:
         return True
@@ -374,7 +407,7 @@ def _carries(node: Node, others: list[str], here: Sig, fwd: State) -> bool:
         return True
     if op in BINARY_ARITHMETIC:
         if op in ADDITIVE:
-            return not any(_skip(fwd.sig[o], here) for o in others)
+            return not any(_joins(graph, o, value, fwd) for o in others)
         return all(fwd.sig[o].reset == here.reset for o in others)
     return False
 

@@ -1049,3 +1049,34 @@ def test_a_stream_read_through_a_linear_layer_and_a_norm_is_not_vanishing(tmp_pa
     gradient, which does pass the shortcut convs, is judged as before."""
     messages = _ia203(_audit(tmp_path, _convnext_stages()))
     assert not any(m.startswith("forward") for m in messages), messages
+
+
+def test_a_residual_network_without_normalizations_has_a_stream(tmp_path: Path) -> None:
+    """x + f(x) with no normalization anywhere (HF MobileBERT's NoNorm is an elementwise
+    affine): every value shares the input's reset, so the residual Add was read as two
+    branches of one block, the network as a plain stack, and each N(0, 0.02) layer as
+    compounding ('IA201 ... no normalization and no residual connection'). The input the
+    branch was computed from is the stream."""
+    net, d = _Net(16, 64), 64
+    h = "x"
+    for i in range(4):
+        p = f"b{i}"
+        net.nodes += [
+            _n("MatMul", [h, net.w(f"{p}.fc1", (d, 4 * d))], f"{p}/f1"),
+            _n("Gelu", [f"{p}/f1"], f"{p}/g"),
+            _n("MatMul", [f"{p}/g", net.w(f"{p}.fc2", (4 * d, d))], f"{p}/f2"),
+            _n("Add", [h, f"{p}/f2"], f"{p}/out"),
+        ]
+        h = f"{p}/out"
+    net.nodes.append(_n("MatMul", [h, net.w("head", (d, 10))], "logits"))
+    x = M.value_info("x", [4, d])
+    m = M.model(net.nodes, net.inits, [x], [M.value_info("logits", None)])
+    result = audit_file(M.save(m, tmp_path / "m.onnx"))
+    assert [f.rule for f in result.findings if f.severity.label != "info"] == []
+    assert [d.tensor for d in result.depth if d.judged] == [
+        "b0.fc2",
+        "b1.fc2",
+        "b2.fc2",
+        "b3.fc2",
+        "head",
+    ]
