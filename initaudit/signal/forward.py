@@ -8,9 +8,9 @@ pattern-matched. The rules (README "Signal propagation"):
 
 * a linear op with a weight: q_out = alpha² · fan_in · E[w²] · q_in (+ E[b²]); a new Gaussian;
 * activations and other elementwise ops: applied to the sampled function, exactly;
-* normalizations reset to E[γ²] + E[β²]; reductions (ReduceMean) give the expectation;
+* normalizations reset to E[γ²] + E[β²]; pooling and reductions: signal/pooling.py;
 * a residual Add sums second moments (independent branches); a Mul of two independent
-  signals multiplies them; Concat averages; pooling, layout ops and Dropout pass through;
+  signals multiplies them; Concat averages; layout ops and Dropout pass through;
 * attention: Softmax outputs weights that sum to one, so probs·V keeps V's second moment;
 * embeddings: E[w²] of the table; integer inputs carry no signal; unknown ops pass the signal
   through and are listed as assumptions.
@@ -43,16 +43,15 @@ from initaudit.signal.carried import (
     Sig,
     State,
     apply_op,
-    as_value,
     gaussian,
     moment,
     new_reset,
     operands,
     sum_base,
 )
-from initaudit.signal.gains import NODES, WEIGHTS, activation_fn, erf
+from initaudit.signal.gains import activation_fn, erf
 from initaudit.signal.model import Weights
-from initaudit.stats import dists
+from initaudit.signal.pooling import average_pool, max_pool, reduction
 
 # A handler gets the node, its inputs' signals (None for constants) and the first signal
 # among them; it returns the output's signal, or None when the op is not modelled (the
@@ -221,85 +220,6 @@ def _math(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) 
     return Sig(moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops, reset=x.reset)
 
 
-# Positions a global pool or a pooling reduction averages when the graph does not say (no
-# kernel_shape): the pooled second moment is mean² + variance / n, so the exact n matters only
-# for a signal with little mean (an average of zero-mean embeddings).
-POOLED_POSITIONS = 16
-
-
-def _pooled_moment(x: Sig, n: int) -> tuple[float, float]:
-    """(mean, second moment) of the average of ``n`` independent copies of ``x``."""
-    if x.pts is None:
-        return 0.0, x.q / n
-    mean = float(np.sum(WEIGHTS * x.pts))
-    return mean, mean * mean + max(x.q - mean * mean, 0.0) / n
-
-
-def _window(node: Node) -> int:
-    shape = node.attrs.kernel_shape
-    if node.op_type.startswith("Global") or not shape:
-        return POOLED_POSITIONS
-    return max(math.prod(shape), 1)
-
-
-def _average_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
-    """An average of n values: by the central limit theorem about a normal with the input's
-    mean and 1/n of its variance, which keeps a ReLU's mean through the pool."""
-    mean, q = _pooled_moment(x, _window(node))
-    spread = math.sqrt(max(q - mean * mean, 0.0))
-    st.next_src += 1
-    return Sig(q, x.base, mean + spread * NODES, st.next_src, hops=x.hops, reset=x.reset)
-
-
-def _max_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
-    """The largest of K values of the window: its distribution is F^K, taken on the sampled
-    function as a quantile map (independent values: neighbours correlate, so this bounds the
-    rise from above). After a ReLU a 2x2 pool about doubles the second moment."""
-    if x.pts is None:
-        return x
-    k = _window(node)
-    order = np.argsort(x.pts, kind="stable")
-    values = x.pts[order]
-    cdf = np.cumsum(WEIGHTS[order])
-    cdf = cdf / cdf[-1]
-    levels = np.array([dists.phi(float(z)) for z in NODES]) ** (1.0 / k)
-    pts = np.interp(levels, cdf - WEIGHTS[order] / 2, values)
-    st.next_src += 1
-    return Sig(moment(pts), x.base, pts, st.next_src, hops=x.hops, reset=x.reset)
-
-
-def _reduce(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
-    """A reduction is one of two things the graph does not say: a statistic across a value's
-    own features (a decomposed LayerNorm's mean(x), mean(x²)) or pooling across positions
-    (GlobalAveragePooling1D as ReduceMean over the sequence). The statistic is exact on the
-    sampled function (``pts``: the expectation), which is what normalizations combine with
-    their own source; where the result goes on alone, it is pooling, which keeps about its
-    input's scale (``q``): the mean of a zero-mean signal is not a zero signal."""
-    if x.pts is None:
-        return None
-    x = as_value(st, x)  # a reduction of a statistic: the pooled value it stood for
-    if x.pts is None:
-        return None
-    mean, pooled = _pooled_moment(x, POOLED_POSITIONS)
-    stat = mean
-    if node.op_type in SIZED_REDUCTIONS:
-        # A sum scales with the number of values reduced, which the graph does not say: the
-        # statistic is taken per value (an L2 norm as the root mean square, F.normalize's
-        # x / ‖x‖ then a unit-scale reset) and the level is marked as assumed.
-        st.assume(node.op_type)
-        if node.op_type == "ReduceL2":
-            stat = math.sqrt(moment(x.pts))
-        elif node.op_type == "ReduceSumSquare":
-            stat = moment(x.pts)
-    return Sig(
-        pooled, x.base, np.full_like(NODES, stat), x.src, stat=True, hops=x.hops, reset=x.reset
-    )
-
-
-# Reductions whose value grows with the number of values reduced.
-SIZED_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare"})
-
-
 def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
     op = node.op_type
     first, second = [*ins, None, None][:2]
@@ -394,12 +314,12 @@ def _table() -> dict[str, Handler]:
         (SOFTMAX_OPS, _softmax),
         (frozenset(PROPAGATED_ACTIVATIONS), _activation),
         (ELEMENTWISE_MATH, _math),
-        (REDUCE_OPS, _reduce),
+        (REDUCE_OPS, reduction),
         (BINARY_ARITHMETIC, _binary),
         (frozenset({"Concat"}), _concat),
         (frozenset({"Clip"}), _clip),
-        (AVERAGE_POOLS, _average_pool),
-        (MAX_POOLS, _max_pool),
+        (AVERAGE_POOLS, average_pool),
+        (MAX_POOLS, max_pool),
         (SIGNAL_PASS, _pass),
     ]
     table: dict[str, Handler] = {}
