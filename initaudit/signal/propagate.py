@@ -26,7 +26,7 @@ from initaudit.signal.backward import backward
 from initaudit.signal.carried import State, divides_by_stat
 from initaudit.signal.forward import forward
 from initaudit.signal.model import DepthLayer, DepthProfile, Weights
-from initaudit.signal.trunk import gates_older, normalized_after, stream_point
+from initaudit.signal.trunk import gates_older, main_path, normalized_after, stream_point
 
 _AFFINE_ROLES = (Role.BIAS, Role.NORM_SCALE, Role.NORM_SHIFT, Role.SCALE)
 
@@ -59,6 +59,7 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
     # layers inside a branch (q/k/v, an MLP's first layer) are reported but not judged.
     # Without any, every layer of the trunk is on the path.
     residual = any(r.on_stream for r in trunk)
+    main = main_path(w, fwd)
     layers = []
     for k, r in enumerate(rows):
         q_next = rows[k + 1].q_in if k + 1 < len(rows) else r.q_out
@@ -72,7 +73,7 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 step_forward=_log10(q_next) - _log10(r.q_in),
                 log10_output=_log10(r.q_out),
                 judged=r not in head
-                and (not residual or r.on_stream or r is trunk[-1])
+                and (not residual or (r.on_stream and r.point in main) or r is trunk[-1])
                 and not gates_older(w, r.node, position),
                 zero=w.m2.get(r.site.name, 0.0) == 0.0,
                 hops_forward=r.hops_forward,
@@ -121,6 +122,7 @@ class _Row:
     gradient: float  # backward: total squared gradient there (per position)
     q_out: float  # the layer's own output, absolute
     on_stream: bool  # its output joins a residual stream
+    point: str  # the value its level is read at (signal/trunk.py stream_point)
     hops_forward: int
     hops_backward: int
     assumed: tuple[str, ...]
@@ -150,6 +152,7 @@ def _row(
         gradient=bwd.get(point, bwd.get(out, 0.0)) * float(_units(site)),
         q_out=fwd.sig[out].q,
         on_stream=on_stream,
+        point=point,
         hops_forward=sig.hops,
         # Backward, the layer's own weight acts on the gradient that reaches its input.
         hops_backward=bwd_hops.get(point, bwd_hops.get(out, 0)) + 1,

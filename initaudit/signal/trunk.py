@@ -231,3 +231,34 @@ def _carries(graph: ModelGraph, node: Node, others: list[str], value: str, fwd: 
             return not any(_joins(graph, o, value, fwd) for o in others)
         return all(fwd.sig[o].reset == here.reset for o in others)
     return False
+
+
+def main_path(w: Weights, fwd: State) -> frozenset[str]:
+    """The values the outputs are computed from through the signal itself, not through
+    attention weights: walking back from the outputs, an attention product's probabilities
+    and the query and key that made them are left out (probs·V continues through V), so is a
+    residual stream that only feeds them. GCViT's global query generator (timm gcvit.py
+    GlobalContextVit: an MBConv stack with its own residuals whose output is the query of
+    every block's attention) is such a stream: its small gradient is the query's, not the
+    network's."""
+    graph = w.graph
+    seen: set[str] = set()
+    frontier = deque(o for o in graph.index.graph_outputs if o in fwd.sig)
+    while frontier:
+        v = frontier.popleft()
+        if v in seen:
+            continue
+        seen.add(v)
+        node = graph.index.producer_of(v)
+        if node is None:
+            continue
+        dyn = [i for i in node.inputs if i in fwd.sig]
+        if node.op_type in LINEAR_OPS and node.id not in w.weight_of and len(dyn) >= 2:
+            # an attention product: probs·V goes on through V; Q·Kᵀ makes weights only
+            dyn = (
+                [i for i in dyn if not fwd.sig[i].probs]
+                if any(fwd.sig[i].probs for i in dyn)
+                else []
+            )
+        frontier.extend(dyn)
+    return frozenset(seen)

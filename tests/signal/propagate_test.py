@@ -1080,3 +1080,51 @@ def test_a_residual_network_without_normalizations_has_a_stream(tmp_path: Path) 
         "b3.fc2",
         "head",
     ]
+
+
+def _global_query_attention(blocks: int = 3, d: int = 32) -> onnx.ModelProto:
+    """GCViT's shape (timm gcvit.py): a side stack with its own residuals (the global query
+    generator's MBConvs) computes the query that every attention block of the main stream
+    uses; keys and values come from the stream."""
+    net = _Net(17, d)
+    nodes, w, ln = net.nodes, net.w, net.ln
+    g = "x"
+    for i in range(3):  # the generator: x + fc2(gelu(fc1(x))), no norm, HF-small weights
+        p = f"gen{i}"
+        nodes += [
+            _n("MatMul", [g, w(f"{p}.fc1", (d, d))], f"{p}/f1"),
+            _n("Gelu", [f"{p}/f1"], f"{p}/a"),
+            _n("MatMul", [f"{p}/a", w(f"{p}.fc2", (d, d))], f"{p}/f2"),
+            _n("Add", [g, f"{p}/f2"], f"{p}/out"),
+        ]
+        g = f"{p}/out"
+    h = "x"
+    for i in range(blocks):
+        p = f"blk{i}"
+        n = ln(h, f"{p}.ln")
+        nodes += [
+            _n("MatMul", [g, w(f"{p}.q", (d, d))], f"{p}/q"),
+            _n("MatMul", [n, w(f"{p}.k", (d, d))], f"{p}/k"),
+            _n("MatMul", [n, w(f"{p}.v", (d, d))], f"{p}/v"),
+            _n("Transpose", [f"{p}/k"], f"{p}/kt", perm=[1, 0]),
+            _n("MatMul", [f"{p}/q", f"{p}/kt"], f"{p}/scores"),
+            _n("Softmax", [f"{p}/scores"], f"{p}/probs", axis=-1),
+            _n("MatMul", [f"{p}/probs", f"{p}/v"], f"{p}/ctx"),
+            _n("MatMul", [f"{p}/ctx", w(f"{p}.proj", (d, d))], f"{p}/o"),
+            _n("Add", [h, f"{p}/o"], f"{p}/out"),
+        ]
+        h = f"{p}/out"
+    nodes.append(_n("MatMul", [ln(h, "final"), w("head", (d, 10))], "logits"))
+    x = M.value_info("x", [8, d])
+    return M.model(nodes, net.inits, [x], [M.value_info("logits", None)])
+
+
+def test_a_residual_stack_that_only_makes_queries_is_not_the_trunk(tmp_path: Path) -> None:
+    """The generator's residual stream reaches the output only as attention queries: its
+    gradient is the query's, small by design, not the network's (timm GCViT: 'backward
+    gradients vanish ... at stages.2.global_block.blocks.conv1', measured in torch: the
+    gradient's total stays 6.9 to 8.9 from the last stage to the first)."""
+    result = _audit(tmp_path, _global_query_attention())
+    assert not any(d.judged for d in result.depth if d.tensor.startswith("gen"))
+    assert all(d.judged for d in result.depth if d.tensor.endswith("proj"))
+    assert _ia203(result) == []
