@@ -10,7 +10,7 @@ carries only into normalizations is read through them: neither is where a signal
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from initaudit.graph.model import ModelGraph, Node
 from initaudit.graph.ops import (
@@ -166,20 +166,28 @@ def _joins(graph: ModelGraph, other: str, value: str, fwd: State) -> bool:
 
 
 def _computed_from(graph: ModelGraph, value: str, source: str) -> bool:
+    return source in _walk_back(graph, [value], lambda node: node.inputs, _ANCESTOR_WALK)
+
+
+def _walk_back(
+    graph: ModelGraph,
+    starts: Iterable[str],
+    inputs: Callable[[Node], Iterable[str]],
+    limit: int | None = None,
+) -> set[str]:
+    """The values reached walking back from ``starts`` through their producers, following
+    the inputs ``inputs`` picks at each node (at most ``limit`` values)."""
     seen: set[str] = set()
-    frontier = deque([value])
-    while frontier and len(seen) < _ANCESTOR_WALK:
+    frontier = deque(starts)
+    while frontier and (limit is None or len(seen) < limit):
         v = frontier.popleft()
-        if v in seen:
+        if not v or v in seen:
             continue
         seen.add(v)
         node = graph.index.producer_of(v)
-        if node is None:
-            continue
-        if source in node.inputs:
-            return True
-        frontier.extend(i for i in node.inputs if i)
-    return False
+        if node is not None:
+            frontier.extend(inputs(node))
+    return seen
 
 
 def _skip(other: Sig, here: Sig) -> bool:
@@ -241,24 +249,14 @@ def main_path(w: Weights, fwd: State) -> frozenset[str]:
     GlobalContextVit: an MBConv stack with its own residuals whose output is the query of
     every block's attention) is such a stream: its small gradient is the query's, not the
     network's."""
-    graph = w.graph
-    seen: set[str] = set()
-    frontier = deque(o for o in graph.index.graph_outputs if o in fwd.sig)
-    while frontier:
-        v = frontier.popleft()
-        if v in seen:
-            continue
-        seen.add(v)
-        node = graph.index.producer_of(v)
-        if node is None:
-            continue
+
+    def signal_inputs(node: Node) -> list[str]:
         dyn = [i for i in node.inputs if i in fwd.sig]
         if node.op_type in LINEAR_OPS and node.id not in w.weight_of and len(dyn) >= 2:
             # an attention product: probs·V goes on through V; Q·Kᵀ makes weights only
-            dyn = (
-                [i for i in dyn if not fwd.sig[i].probs]
-                if any(fwd.sig[i].probs for i in dyn)
-                else []
-            )
-        frontier.extend(dyn)
-    return frozenset(seen)
+            probs = [i for i in dyn if fwd.sig[i].probs]
+            return [i for i in dyn if i not in probs] if probs else []
+        return dyn
+
+    outputs = (o for o in w.graph.index.graph_outputs if o in fwd.sig)
+    return frozenset(_walk_back(w.graph, outputs, signal_inputs))
