@@ -46,14 +46,20 @@ class State:
     # A statistic later used as a value (a global average pool written as ReduceMean, then
     # normalized by the head's own LayerNorm): the pooled signal it stands for, one per
     # statistic, so every use of it is the same source (``as_value``).
-    pooled: dict[int, Sig] = field(default_factory=dict)
+    # (keyed by the statistic's id, which stays unique while ``sig`` holds it; the statistic
+    # is kept beside its value so a reused id can never match)
+    pooled: dict[int, tuple[Sig, Sig]] = field(default_factory=dict)
+    next_src: int = 0
 
     def assume(self, op: str) -> None:
         """The current node's effect is assumed, not modelled."""
         self.assumed.add(op)
         self.assuming = True
 
-    next_src: int = 0
+    def pooled_value(self, s: Sig) -> Sig | None:
+        """The pooled value made for the statistic ``s``, if one was."""
+        entry = self.pooled.get(id(s))
+        return entry[1] if entry is not None and entry[0] is s else None
 
 
 def gaussian(st: State, q: float, base: float, hops: int = 0, reset: int | None = None) -> Sig:
@@ -71,13 +77,13 @@ def as_value(st: State, s: Sig) -> Sig:
     with the statistic's mean and the pooled second moment (as an average pool)."""
     if not s.stat or s.pts is None:
         return s
-    got = st.pooled.get(id(s))
+    got = st.pooled_value(s)
     if got is None:
         mean = float(s.pts[0])
         spread = math.sqrt(max(s.q - mean * mean, 0.0))
         st.next_src += 1
         got = Sig(s.q, s.base, mean + spread * NODES, st.next_src, hops=s.hops, reset=s.reset)
-        st.pooled[id(s)] = got
+        st.pooled[id(s)] = (s, got)
     return got
 
 
@@ -91,10 +97,10 @@ def operands(
         return a, b
 
     def value(s: Sig) -> Sig:
-        return as_value(st, s) if create else st.pooled.get(id(s), s)
+        return as_value(st, s) if create else (st.pooled_value(s) or s)
 
     if a.stat and b.stat:
-        pa, pb = st.pooled.get(id(a)), st.pooled.get(id(b))
+        pa, pb = st.pooled_value(a), st.pooled_value(b)
         if pa is not None and pa.src == b.src:
             return pa, b
         if pb is not None and pb.src == a.src:
