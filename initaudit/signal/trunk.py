@@ -3,8 +3,9 @@ that runs through depth, and which layers are not on it.
 
 A layer's level is read at its stream point, the residual Add it writes into (a branch is
 judged by the stream it joins, not on its own), or after what follows it alone in a plain
-stack. Squeeze-excite branches gate the trunk from the side, and a level that every path
-carries only into normalizations is read through them: neither is where a signal vanishes.
+stack. Squeeze-excite branches gate the trunk from the side, a residual stream that only
+makes attention queries is off the main path, and a level that every path carries only into
+normalizations is read through them: none of these is where a signal vanishes.
 """
 
 from __future__ import annotations
