@@ -845,43 +845,30 @@ def _class_attention_stream(blocks: int = 2, d: int = 64) -> onnx.ModelProto:
     cls_token (trunc_normal std 0.02) expanded to the batch, each block adds a LayerScale
     (1e-5) branch read from LayerNorm(concat(cls, patches)), and the head reads a final
     LayerNorm."""
-    r = M.rng(9)
-    inits = [
-        M.tensor("cls_token", r.normal(0, 0.02, (1, 1, d)).astype(np.float32)),
+    net = _Net(9, d)
+    nodes, w = net.nodes, net.w
+    net.inits += [
+        M.tensor("cls_token", net.r.normal(0, 0.02, (1, 1, d)).astype(np.float32)),
         M.tensor("shape", np.array([1, 1, d])),
-        M.tensor("head", r.normal(0, 0.02, (d, 10)).astype(np.float32)),
     ]
-    nodes = [_n("Expand", ["cls_token", "shape"], "h0")]
+    nodes.append(_n("Expand", ["cls_token", "shape"], "h0"))
     h = "h0"
     for i in range(blocks):
         p = f"b{i}"
-        inits += [
-            M.tensor(f"{p}.ln.w", np.ones(d, np.float32)),
-            M.tensor(f"{p}.ln.b", np.zeros(d, np.float32)),
-            M.tensor(f"{p}.fc1", r.normal(0, 0.02, (d, 4 * d)).astype(np.float32)),
-            M.tensor(f"{p}.fc2", r.normal(0, 0.02, (4 * d, d)).astype(np.float32)),
-            M.tensor(f"{p}.gamma", np.full(d, 1e-5, np.float32)),
-        ]
+        net.inits.append(M.tensor(f"{p}.gamma", np.full(d, 1e-5, np.float32)))
+        nodes.append(_n("Concat", [h, "x"], f"{p}/cat", axis=1))
+        n = net.ln(f"{p}/cat", f"{p}.ln")
         nodes += [
-            _n("Concat", [h, "x"], f"{p}/cat", axis=1),
-            _n("LayerNormalization", [f"{p}/cat", f"{p}.ln.w", f"{p}.ln.b"], f"{p}/n"),
-            _n("MatMul", [f"{p}/n", f"{p}.fc1"], f"{p}/f"),
+            _n("MatMul", [n, w(f"{p}.fc1", (d, 4 * d))], f"{p}/f"),
             _n("Gelu", [f"{p}/f"], f"{p}/g"),
-            _n("MatMul", [f"{p}/g", f"{p}.fc2"], f"{p}/o"),
+            _n("MatMul", [f"{p}/g", w(f"{p}.fc2", (4 * d, d))], f"{p}/o"),
             _n("Mul", [f"{p}/o", f"{p}.gamma"], f"{p}/s"),
             _n("Add", [h, f"{p}/s"], f"{p}/h"),
         ]
         h = f"{p}/h"
-    inits += [
-        M.tensor("ln_f.w", np.ones(d, np.float32)),
-        M.tensor("ln_f.b", np.zeros(d, np.float32)),
-    ]
-    nodes += [
-        _n("LayerNormalization", [h, "ln_f.w", "ln_f.b"], "final"),
-        _n("MatMul", ["final", "head"], "logits"),
-    ]
+    nodes.append(_n("MatMul", [net.ln(h, "ln_f"), w("head", (d, 10))], "logits"))
     x = M.value_info("x", [1, 8, d])
-    return M.model(nodes, inits, [x], [M.value_info("logits", None)])
+    return M.model(nodes, net.inits, [x], [M.value_info("logits", None)])
 
 
 def test_a_stream_that_starts_from_a_stored_token_keeps_its_scale(tmp_path: Path) -> None:
