@@ -264,6 +264,11 @@ PROPAGATED_ACTIVATIONS: Mapping[str, Kind] = {
 ELEMENTWISE_MATH = frozenset({"Erf", "Sqrt", "Reciprocal", "Neg", "Exp", "Log", "Cos"})
 # Reductions the depth model takes as the expectation of their input.
 REDUCE_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceL2", "ReduceSumSquare", "ReduceMax"})
+# Reductions whose value grows with the number of values reduced (the depth model takes them
+# per value and marks them assumed).
+SIZED_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare"})
+# Gates whose output lies in (0, 1): what a squeeze-excite branch multiplies its input by.
+SQUASHING_GATES = frozenset({"Sigmoid", "HardSigmoid"})
 # Pooling: an average keeps the mean and divides the rest by the positions pooled; a max of
 # several values raises the second moment (the order statistic of the window).
 AVERAGE_POOLS = frozenset({"AveragePool", "GlobalAveragePool"})

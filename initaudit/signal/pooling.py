@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from initaudit.graph.model import Node
+from initaudit.graph.ops import SIZED_REDUCTIONS
 from initaudit.signal.carried import Sig, State, as_value, moment
 from initaudit.signal.gains import NODES, WEIGHTS
 from initaudit.signal.model import Weights
@@ -89,7 +90,3 @@ def reduction(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: Sta
     return Sig(
         pooled, x.base, np.full_like(NODES, stat), x.src, stat=True, hops=x.hops, reset=x.reset
     )
-
-
-# Reductions whose value grows with the number of values reduced.
-SIZED_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare"})

@@ -25,6 +25,7 @@ from initaudit.graph.ops import (
     PROPAGATED_ACTIVATIONS,
     REDUCE_OPS,
     SIGNAL_PASS,
+    SQUASHING_GATES,
 )
 from initaudit.signal.carried import Sig, State, divides_by_stat
 from initaudit.signal.model import Weights
@@ -136,7 +137,7 @@ def gates_older(w: Weights, node: Node, position: Mapping[int, int]) -> bool:
 def _squashed(w: Weights, value: str) -> bool:
     """A value a sigmoid-like gate made (in (0, 1)): what a gating branch multiplies by."""
     made = w.graph.index.producer_of(value)
-    return made is not None and made.op_type in ("Sigmoid", "HardSigmoid")
+    return made is not None and made.op_type in SQUASHING_GATES
 
 
 def _older_signal(w: Weights, value: str, position: Mapping[int, int], here: int) -> bool:
