@@ -159,6 +159,7 @@ def _judged(
             log10_output=d.log10_output,
             judged=d.judged,
             assumed=d.assumed,
+            assumed_backward=d.assumed_backward,
             batch_norm=d.batch_norm,
         )
         for d in depth.layers

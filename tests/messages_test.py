@@ -38,7 +38,7 @@ def _messages(doc: dict) -> list[str]:
     ("x", "text"),
     [
         (5.73, "≈5.7× larger"),
-        (63.5, "≈64× larger"),
+        (63.7, "≈64× larger"),  # not a tie: 10**log10(63.5) may round either way
         (1995.0, "≈2000× larger"),
         (3.4e5, "≈340,000× larger"),
         (3.4e20, "≈3.4e+20× larger"),

@@ -10,8 +10,10 @@ and summed over one sample (the total, which does not change with resolution)::
 
 (as a module: run as a script, its folder would shadow the standard library's ``select``)
 
-Models whose blocks modify a hooked output in place (hardswish_, ReLU(inplace=True) on a
-module output) cannot be hooked this way and fail with torch's view+inplace error.
+Every module's ``inplace`` flag is cleared first and the gradient is read by a hook on each
+stage's output tensor (not a module backward hook): torch refuses a module backward hook
+on an output that a later in-place activation modifies (EfficientViT's hardswish_,
+Xception's ReLU(inplace=True)), and clearing the flag changes no value.
 """
 
 from __future__ import annotations
@@ -36,25 +38,36 @@ def main(argv: list[str] | None = None) -> None:
     for mod in model.modules():
         if isinstance(mod, torch.nn.Dropout):
             mod.p = 0.0
+        if isinstance(getattr(mod, "inplace", None), bool):
+            mod.inplace = False
+    order: list[str] = []  # forward order, so the table runs stem to head
     grads: dict[str, tuple[float, int]] = {}
 
     def hook(name: str) -> Any:
-        def record(mod: Any, grad_in: Any, grad_out: Any) -> None:
-            g = grad_out[0]
-            if g is not None:
-                grads[name] = (g.pow(2).mean().item(), g[0].numel())
+        def on_forward(mod: Any, inputs: Any, output: Any) -> None:
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            if isinstance(out, torch.Tensor) and out.requires_grad:
+                order.append(name)
 
-        return record
+                def record(g: Any) -> None:
+                    grads[name] = (g.pow(2).mean().item(), g[0].numel())
+
+                out.register_hook(record)
+
+        return on_forward
 
     for name, mod in model.named_modules():
         if name and name.count(".") < args.depth:
-            mod.register_full_backward_hook(hook(name))
+            mod.register_forward_hook(hook(name))
     x = torch.randn(4, 3, args.size, args.size, requires_grad=True)
     y = model(x)
     y.backward(torch.ones_like(y))
     print("| module (output) | E[g²] per element | sum over one sample |")
     print("|---|---|---|")
-    for name, (per_element, numel) in grads.items():
+    for name in dict.fromkeys(order):
+        if name not in grads:
+            continue
+        per_element, numel = grads[name]
         print(f"| {name} | {per_element:.3g} | {per_element * numel:.3g} |")
     assert x.grad is not None
     print(f"| (input) | {x.grad.pow(2).mean().item():.3g} | {x.grad[0].pow(2).sum().item():.3g} |")

@@ -57,6 +57,7 @@ def _depth(d: DepthEntry) -> dict[str, Any]:
         "measured_log10_output": _num(d.measured_log10_output),
         "judged": d.judged,
         "assumed": list(d.assumed),
+        "assumed_backward": list(d.assumed_backward),
         "batch_norm": d.batch_norm,
     }
 

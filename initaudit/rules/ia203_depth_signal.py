@@ -8,10 +8,7 @@ from initaudit.findings import Finding, Severity
 from initaudit.fixes import DEEP_RELU
 from initaudit.numfmt import approx, factor_log10
 from initaudit.rules._base import Rule, RuleContext
-from initaudit.signal.model import DepthLayer
-
-# Weighted layers since the last reset before a level outside the band counts as depth.
-MIN_COMPOUNDING = 2
+from initaudit.signal.model import MIN_COMPOUNDING, DepthLayer
 
 
 class DepthSignal(Rule):
@@ -68,6 +65,7 @@ class DepthSignal(Rule):
             # A level read only through normalizations (a pre-norm stream) does not carry
             # its scale forward to any layer: it is not where a forward signal vanishes.
             [not d.normalized_after for d in layers],
+            [d.assumed for d in layers],
             band,
             "forward activations",
             "at the input (or the last normalization)",
@@ -78,6 +76,7 @@ class DepthSignal(Rule):
             [d.log10_backward for d in layers][::-1],
             [d.hops_backward for d in layers][::-1],
             [True] * len(layers),
+            [d.assumed_backward for d in layers][::-1],
             band,
             "backward gradients",
             "at the output (or the last normalization)",
@@ -90,6 +89,7 @@ class DepthSignal(Rule):
         values: Sequence[float],
         hops: Sequence[int],
         candidate: Sequence[bool],
+        assumed: Sequence[tuple[str, ...]],
         band: float,
         what: str,
         reference: str,
@@ -110,7 +110,7 @@ class DepthSignal(Rule):
             # A zero weight on the way (reported by IA101, or an intentional zero readout or
             # residual branch) stops the signal by construction: not a depth problem.
             return
-        if any(d.assumed for d in layers[: cross + 1]):
+        if any(assumed[: cross + 1]):
             # A level that rests on an op the model does not model (a scatter, a cumulative
             # sum, a recurrence) is a guess: the JSON depth entry names the ops, and the
             # rule stays quiet rather than warn on a guess.

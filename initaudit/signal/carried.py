@@ -49,6 +49,10 @@ class State:
     # (keyed by the statistic's id, which stays unique while ``sig`` holds it; the statistic
     # is kept beside its value so a reused id can never match)
     pooled: dict[int, tuple[Sig, Sig]] = field(default_factory=dict)
+    # Per reset (its source id), what training's second moment is over the exported
+    # graph's there: an inference BatchNorm passes its input's scale on (running statistics,
+    # the identity at init) where training normalizes it to E[γ²] + E[β²]. Absent: 1.
+    train_ratio: dict[int, float] = field(default_factory=dict)
     next_src: int = 0
 
     def assume(self, op: str) -> None:
@@ -56,20 +60,44 @@ class State:
         self.assumed.add(op)
         self.assuming = True
 
+    def train_q(self, s: Sig) -> float:
+        """The second moment training sees where the exported graph carries ``s``: what the
+        gradient through a normalization is divided by (signal/backward.py)."""
+        return s.q * self.train_ratio.get(s.reset, 1.0)
+
+    def train_pts(self, s: Sig) -> np.ndarray | None:
+        """``s``'s sampled function at training's scale (exact for a Gaussian source, the
+        output of a linear layer or a normalization, which is what activations follow)."""
+        r = self.train_ratio.get(s.reset, 1.0)
+        return s.pts if s.pts is None or r == 1.0 else s.pts * math.sqrt(r)
+
     def pooled_value(self, s: Sig) -> Sig | None:
         """The pooled value made for the statistic ``s``, if one was."""
         entry = self.pooled.get(id(s))
         return entry[1] if entry is not None and entry[0] is s else None
 
 
-def gaussian(st: State, q: float, base: float, hops: int = 0, reset: int | None = None) -> Sig:
-    """A new Gaussian source; without ``reset`` it is a reset point itself."""
+def gaussian(
+    st: State, q: float, base: float, hops: int = 0, reset: int | None = None, mean: float = 0.0
+) -> Sig:
+    """A new Gaussian source (second moment ``q``, of which ``mean``² is its mean's); without
+    ``reset`` it is a reset point itself."""
     st.next_src += 1
     q = max(q, 0.0)
+    spread = math.sqrt(max(q - mean * mean, 0.0)) if math.isfinite(q) else math.inf
     return Sig(
-        q, base, math.sqrt(q) * NODES, st.next_src, hops=hops,
+        q, base, mean + spread * NODES, st.next_src, hops=hops,
         reset=st.next_src if reset is None else reset,
     )  # fmt: skip
+
+
+def mean_of(s: Sig) -> float:
+    """E[x] of a sampled value (0 without samples: a linear layer's output is centred)."""
+    if s.pts is None:
+        return 0.0
+    with np.errstate(all="ignore"):
+        m = float(np.sum(WEIGHTS * s.pts))
+    return m if math.isfinite(m) else 0.0
 
 
 def as_value(st: State, s: Sig) -> Sig:

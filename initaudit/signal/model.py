@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 from initaudit.graph.model import ModelGraph, WeightSite
 
+# Weighted layers compounding since the last reset before a level counts as depth: one layer
+# alone is a scale (IA201's). IA203 judges levels from it, and the backward pass carries a
+# normalization's 1/σ² only past as many (signal/backward.py).
+MIN_COMPOUNDING = 2
+
 
 @dataclass(frozen=True, kw_only=True)
 class DepthLayer:
@@ -28,6 +33,9 @@ class DepthLayer:
     # Ops assumed scale-neutral (not modelled) on the way to this layer's output since the
     # last reset: IA203 does not judge a level that rests on them.
     assumed: tuple[str, ...] = ()
+    # The same for the gradient at this layer's output, from the outputs back to here since
+    # the last reset: ops whose gradient was not modelled (signal/backward.py).
+    assumed_backward: tuple[str, ...] = ()
     # A BatchNorm acts between the previous weighted layer and this one's output (folded into
     # it, or on its input): --propagate's measurement (running statistics) and the prediction
     # (batch statistics, as training) see different scales there.

@@ -22,7 +22,7 @@ from initaudit.graph.ops import (
     LINEAR_OPS,
     NORM_OPS,
 )
-from initaudit.signal.backward import backward
+from initaudit.signal.backward import Backward, backward
 from initaudit.signal.carried import State, divides_by_stat
 from initaudit.signal.forward import forward
 from initaudit.signal.model import DepthLayer, DepthProfile, Weights
@@ -40,8 +40,8 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
     # user's terminal as noise about an overflow the report already names.
     with np.errstate(all="ignore"):
         fwd = forward(w, order)
-        bwd, bwd_hops = backward(w, order, fwd)
-    rows = [r for node in order if (r := _row(w, node, fwd, bwd, bwd_hops)) is not None]
+        bwd = backward(w, order, fwd)
+    rows = [r for node in order if (r := _row(w, node, fwd, bwd)) is not None]
     position = {n.id: k for k, n in enumerate(order)}
     if not rows:
         return DepthProfile(layers=(), assumptions=tuple(sorted(fwd.assumed)))
@@ -79,6 +79,7 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 hops_forward=r.hops_forward,
                 hops_backward=r.hops_backward,
                 assumed=r.assumed,
+                assumed_backward=r.assumed_backward,
                 batch_norm=r.batch_norm,
                 normalized_after=r.normalized_after,
             )
@@ -126,13 +127,12 @@ class _Row:
     hops_forward: int
     hops_backward: int
     assumed: tuple[str, ...]
+    assumed_backward: tuple[str, ...]
     batch_norm: bool
     normalized_after: bool
 
 
-def _row(
-    w: Weights, node: Node, fwd: State, bwd: Mapping[str, float], bwd_hops: Mapping[str, int]
-) -> _Row | None:
+def _row(w: Weights, node: Node, fwd: State, bwd: Backward) -> _Row | None:
     site = w.weight_of.get(node.id)
     out = node.outputs[0] if node.outputs else ""
     if site is None or node.op_type == "Gather" or out not in fwd.sig:
@@ -142,6 +142,10 @@ def _row(
         return None
     point, on_stream = stream_point(w.graph, out, fwd)
     sig = fwd.sig.get(point, fwd.sig[out])
+    # A residual stream is where normalized segments begin and end whole: its gradient
+    # carries each norm's 1/σ². A layer's own output inside a segment reads the gradient
+    # before the layers that 1/σ² undoes (signal/backward.py).
+    levels, hops = (bwd.level, bwd.hops) if on_stream else (bwd.within, bwd.within_hops)
     return _Row(
         site=site,
         node=node,
@@ -149,18 +153,20 @@ def _row(
         level=sig.q / sig.base if sig.base > 0 else math.inf,
         # Backward compares total squared gradient (per position): a classifier head's 10
         # outputs against 512 hidden units is a change of width, not of depth.
-        gradient=bwd.get(point, bwd.get(out, 0.0)) * float(_units(site)),
+        gradient=levels.get(point, levels.get(out, 0.0)) * float(_units(site)),
         q_out=fwd.sig[out].q,
         on_stream=on_stream,
         point=point,
         hops_forward=sig.hops,
         # Backward, the layer's own weight acts on the gradient that reaches its input.
-        hops_backward=bwd_hops.get(point, bwd_hops.get(out, 0)) + 1,
+        hops_backward=hops.get(point, hops.get(out, 0)) + 1,
         batch_norm=node.folded_norm or any(i in fwd.batch_norm_on for i in node.inputs),
         normalized_after=normalized_after(w, point, fwd),
         assumed=tuple(
             sorted(fwd.assumed_on.get(out, frozenset()) | fwd.assumed_on.get(point, frozenset()))
         ),
+        # The gradient at the layer's output: what its backward level rests on.
+        assumed_backward=tuple(sorted(bwd.assumed.get(point, bwd.assumed.get(out, frozenset())))),
     )
 
 

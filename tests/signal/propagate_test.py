@@ -95,9 +95,9 @@ def _n(op: str, ins: list[str], out: str, **kw: object) -> onnx.NodeProto:
     return helper.make_node(op, ins, [out], **kw)
 
 
-def _resnet(blocks: int = 12) -> onnx.ModelProto:
+def _resnet(blocks: int = 12, c: int = 16, size: int = 8) -> onnx.ModelProto:
     """Conv-BN-ReLU-Conv-BN + identity, ReLU; kaiming_normal(fan_out) convs (torchvision)."""
-    r, c = M.rng(6), 16
+    r = M.rng(6)
     nodes, inits, x = [], [], "x"
     std = math.sqrt(2 / (c * 9))
     for b in range(blocks):
@@ -128,7 +128,7 @@ def _resnet(blocks: int = 12) -> onnx.ModelProto:
             _n("Relu", [f"{p}/s"], f"{p}/out"),
         ]
         x = f"{p}/out"
-    return M.model(nodes, inits, [M.value_info("x", [1, c, 8, 8])], [M.value_info(x, None)])
+    return M.model(nodes, inits, [M.value_info("x", [1, c, size, size])], [M.value_info(x, None)])
 
 
 def _transformer(layers: int = 6, d: int = 64) -> onnx.ModelProto:
@@ -203,7 +203,10 @@ AGREE = 0.3  # decades: prediction and measurement within a factor of 2
         lambda: _mlp(lambda n: 0.01, depth=10),
         lambda: _mlp(lambda n: 1 / math.sqrt(3 * n), depth=10, uniform=True),
         lambda: _mlp(lambda n: math.sqrt(1 / n), act="Tanh", depth=10),
-        lambda: _resnet(4),
+        # Wide enough for the units to be about independent (at 16 channels an identity
+        # BatchNorm leaves per-channel offsets the model does not see), large enough
+        # that zero padding is a small share of the positions.
+        lambda: _resnet(4, c=64, size=32),
         lambda: _transformer(3),
     ],
     ids=["he_relu", "normal_001", "pytorch_default", "xavier_tanh", "resnet_bn", "transformer"],
@@ -700,15 +703,22 @@ def test_relu6_is_modelled_so_a_vanishing_stack_through_it_is_reported(tmp_path:
 
 
 def test_a_level_resting_on_an_unmodelled_op_is_not_judged(tmp_path: Path) -> None:
-    """A CumSum (not modelled: it sums along positions) between the layers makes the prediction
-    a guess: IA203 stays quiet, and each JSON depth entry past it names the op; a
-    normalization after it starts a modelled level again."""
+    """A CumSum (not modelled: it sums along positions) between the layers makes the forward
+    prediction a guess: IA203 says nothing of the forward signal, and each JSON depth entry
+    past it names the op; a normalization after it starts a modelled level again. The
+    gradient from the outputs back to the last layer's input does not pass it: that part of
+    the backward prediction is confident, and this N(0, 0.01) stack's gradient vanishes."""
     m = _mlp(lambda n: 0.01)
     _insert_after(m, "/fc1/Gemm_output_0", "CumSum", np.array(0, np.int64))
     result = _audit(tmp_path, m)
-    assert _ia203(result) == []
+    assert [msg for msg in _ia203(result) if msg.startswith("forward")] == []
+    assert [msg[:25] for msg in _ia203(result)] == ["backward gradients vanish"]
     assert result.depth[0].assumed == ()
     assert all(d.assumed == ("CumSum",) for d in result.depth[1:])
+    # A ReLU's derivative is read off the forward signal, so past the last layer's own
+    # ReLU the gradient rests on the CumSum too.
+    assert result.depth[-1].assumed_backward == result.depth[-2].assumed_backward == ()
+    assert all(d.assumed_backward == ("CumSum",) for d in result.depth[:-2])
     assert result.depth_assumptions == ("CumSum",)
 
     m = _mlp(lambda n: 0.01)
@@ -1115,3 +1125,154 @@ def test_a_residual_stack_that_only_makes_queries_is_not_the_trunk(tmp_path: Pat
     assert not any(d.judged for d in result.depth if d.tensor.startswith("gen"))
     assert all(d.judged for d in result.depth if d.tensor.endswith("proj"))
     assert _ia203(result) == []
+
+
+def _bn(nodes: list, inits: list, x: str, name: str, c: int, gamma: float = 1.0) -> str:
+    """A fresh inference BatchNorm (running mean 0, var 1), as an eval-mode export has it."""
+    for suffix, v in (("weight", gamma), ("bias", 0.0), ("mean", 0.0), ("var", 1.0)):
+        inits.append(M.tensor(f"{name}.{suffix}", np.full(c, v, np.float32)))
+    ins = [x, *(f"{name}.{s}" for s in ("weight", "bias", "mean", "var"))]
+    nodes.append(_n("BatchNormalization", ins, f"{name}/out"))
+    return f"{name}/out"
+
+
+def _xception(blocks: int = 3, c: int = 768) -> onnx.ModelProto:
+    """timm legacy_xception's middle flow: x + [ReLU, SeparableConv2d, BN] x 2, where
+    SeparableConv2d is a 3x3 depthwise conv then a 1x1 pointwise conv with no norm between,
+    both kaiming_normal_(mode='fan_out') (xception.py); torch's fan_out of the depthwise
+    weight (c, 1, 3, 3) is c·9, so that conv alone keeps 2/c of the second moment; then the
+    exit flow, the pool and the fc. At xception's widths (728 to 2048) that is 1/400 and
+    less, so the test is that wide."""
+    r = M.rng(12)
+    nodes: list = []
+    inits: list = []
+
+    def separable(x: str, p: str) -> str:
+        dw = r.normal(0, math.sqrt(2 / (c * 9)), (c, 1, 3, 3)).astype(np.float32)
+        pw = r.normal(0, math.sqrt(2 / c), (c, c, 1, 1)).astype(np.float32)
+        inits.extend([M.tensor(f"{p}.conv1.weight", dw), M.tensor(f"{p}.pointwise.weight", pw)])
+        nodes.extend(
+            [
+                _n("Conv", [x, f"{p}.conv1.weight"], f"{p}/dw", group=c, pads=[1] * 4),
+                _n("Conv", [f"{p}/dw", f"{p}.pointwise.weight"], f"{p}/pw"),
+            ]
+        )
+        return _bn(nodes, inits, f"{p}/pw", f"{p}.bn", c)
+
+    x = "x"
+    for b in range(blocks):
+        h = x
+        for k in (1, 2):
+            nodes.append(_n("Relu", [h], f"block{b}.rep{k}/r"))
+            h = separable(f"block{b}.rep{k}/r", f"block{b}.rep{k}")
+        nodes.append(_n("Add", [h, x], f"block{b}/out"))
+        x = f"block{b}/out"
+    # The exit flow: conv3 and conv4 (SeparableConv2d, BN, ReLU), a global pool, the fc.
+    for p in ("conv3", "conv4"):
+        nodes.append(_n("Relu", [separable(x, p)], f"{p}/r"))
+        x = f"{p}/r"
+    inits.append(M.tensor("fc.weight", M.torch_default((10, c), c, 4)))
+    nodes += [
+        _n("GlobalAveragePool", [x], "pool"),
+        _n("Flatten", ["pool"], "flat"),
+        _n("Gemm", ["flat", "fc.weight"], "logits", transB=1),
+    ]
+    return M.model(nodes, inits, [M.value_info("x", [1, c, 4, 4])], [M.value_info("logits", None)])
+
+
+def test_a_depthwise_conv_under_a_batchnorm_is_not_a_vanishing_gradient(tmp_path: Path) -> None:
+    """The depthwise conv's x(2/c) is undone by the BatchNorm after the pointwise conv (the
+    gradient at its input is divided by the variance it was given): 'backward gradients
+    vanish ... largest contributions: conv4.pointwise.weight' on timm legacy_xception, where
+    torch measures the total at the middle flow's blocks 0.27 to 42 from last to first."""
+    result = _audit(tmp_path, _xception())
+    assert _ia203(result) == []
+    stream = [d for d in result.depth if d.judged]
+    assert len(stream) >= 4
+    assert all(abs(d.log10_backward) < 1 for d in stream), [d.log10_backward for d in stream]
+
+
+def _layer_scaled(blocks: int = 8, d: int = 32, dedup: bool = True) -> onnx.ModelProto:
+    """Pre-LN MLP blocks h + gamma·fc2(relu(fc1(ln(h)))) with He fc1/fc2 and timm's layer
+    scale gamma = 1e-6, then an unnormalized readout. As torch's legacy exporter writes it,
+    equal initializers are deduplicated: every block's gamma is Identity(block 0's)."""
+    r = M.rng(13)
+    net = _Net(13, d)
+    nodes, inits = net.nodes, net.inits
+    inits.append(M.tensor("block0.gamma", np.full(d, 1e-6, np.float32)))
+    h = "x"
+    for b in range(blocks):
+        g = "block0.gamma"
+        if b and dedup:
+            g = f"block{b}.gamma"
+            nodes.append(_n("Identity", ["block0.gamma"], g))
+        elif b:
+            g = f"block{b}.gamma"
+            inits.append(M.tensor(g, np.full(d, 1e-6, np.float32)))
+        he = math.sqrt(2 / d)
+        inits += [
+            M.tensor(f"block{b}.fc1", r.normal(0, he, (d, d)).astype(np.float32)),
+            M.tensor(f"block{b}.fc2", r.normal(0, he, (d, d)).astype(np.float32)),
+        ]
+        nodes += [
+            _n("MatMul", [net.ln(h, f"block{b}.ln"), f"block{b}.fc1"], f"block{b}/f1"),
+            _n("Relu", [f"block{b}/f1"], f"block{b}/a"),
+            _n("MatMul", [f"block{b}/a", f"block{b}.fc2"], f"block{b}/f2"),
+            _n("Mul", [f"block{b}/f2", g], f"block{b}/ls"),
+            _n("Add", [h, f"block{b}/ls"], f"block{b}/out"),
+        ]
+        h = f"block{b}/out"
+    inits.append(M.tensor("head", r.normal(0, math.sqrt(1 / d), (d, d)).astype(np.float32)))
+    nodes.append(_n("MatMul", [h, "head"], "y"))
+    return M.model(nodes, inits, [M.value_info("x", [4, d])], [M.value_info("y", None)])
+
+
+def test_a_layer_scale_the_legacy_exporter_deduplicated_still_scales(tmp_path: Path) -> None:
+    """torch.onnx's legacy exporter keeps one of several equal initializers and feeds the
+    rest through Identity: timm MaxxViT's branches were read at gamma = 1 (1e12x their
+    second moment), so its stream was predicted 1.5 to 4 decades above what onnxruntime
+    computes. The readout reads the stream: predicted as measured, either way it is written."""
+    for dedup in (False, True):
+        path = M.save(_layer_scaled(dedup=dedup), tmp_path / f"m{dedup}.onnx")
+        result = audit_file(path, AuditOptions(propagate={}))
+        head = next(d for d in result.depth if d.tensor == "head")
+        assert head.measured_log10_output is not None and head.log10_output is not None
+        assert abs(head.measured_log10_output - head.log10_output) < AGREE, dedup
+
+
+def _with_attention_at(m: onnx.ModelProto, value: str) -> None:
+    """softmax(v·vᵀ)·v on ``value`` (a weightless self-attention over the batch rows)."""
+    a = f"{value}_attn"
+    for node in m.graph.node:
+        node.input[:] = [a if i == value else i for i in node.input]
+    at = next(k for k, n in enumerate(m.graph.node) if value in n.output) + 1
+    for k, node in enumerate(
+        [
+            _n("Transpose", [value], f"{a}/t", perm=[1, 0]),
+            _n("MatMul", [value, f"{a}/t"], f"{a}/s"),
+            _n("Softmax", [f"{a}/s"], f"{a}/p", axis=-1),
+            _n("MatMul", [f"{a}/p", value], a),
+        ]
+    ):
+        m.graph.node.insert(at + k, node)
+
+
+def test_a_gradient_through_attention_scores_is_not_judged(tmp_path: Path) -> None:
+    """The gradient through a softmax (a small share reaches the logits at near-uniform
+    attention) and through a product of two signals (q·kᵀ, probs·v: it scales with the other
+    operand and the sequence) is not modelled: the levels before them name the ops in
+    ``assumed_backward`` and IA203 judges only the gradient after them. timm's EfficientViT,
+    MViTv2 and HF PVT drew 'backward gradients vanish' where torch measures them growing.
+    Forward, attention is modelled (a convex mix of v), and the N(0, 0.01) stack vanishes."""
+    r = M.rng(14)
+    stds = [0.01] * 5 + [math.sqrt(2 / WIDTH)] * 3  # small before the attention, He after
+    ws = [r.normal(0, s, (WIDTH, WIDTH)).astype(np.float32) for s in stds]
+    m = M.mlp(ws, biases=[np.zeros(WIDTH, np.float32)] * len(ws))
+    _with_attention_at(m, "/fc6/Gemm_output_0")
+    result = _audit(tmp_path, m)
+    assert [msg[:25] for msg in _ia203(result)] == ["forward activations vanis"]
+    by_name = {d.tensor: d for d in result.depth}
+    assert by_name["fc7.weight"].assumed_backward == ()
+    assert by_name["fc8.weight"].assumed_backward == ()
+    for k in range(1, 6):
+        assert {"MatMul", "Softmax"} <= set(by_name[f"fc{k}.weight"].assumed_backward)
