@@ -285,7 +285,14 @@ def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
         m2 = (w.affine.get(stored, w.m2.get(stored))) if stored is not None else None
         m2 = m2 if m2 is not None and math.isfinite(m2) else None
     if op in ("Add", "Sub"):
-        return gaussian(st, sig.q + (m2 or 0.0), sig.base, sig.hops, sig.reset)
+        if not m2:
+            return gaussian(st, sig.q, sig.base, sig.hops, sig.reset)
+        # The stored tensor is a source of its own at its own scale, as an embedding is: the
+        # sum is as far from its reset as the signal was (sum_base), so a unit-scale
+        # sinusoidal position table added to a small word embedding (Marian: N(0, 0.02)
+        # times sqrt(d)) is not a signal grown 1000x since its reset.
+        table = Sig(m2, m2, None, -1)
+        return gaussian(st, sig.q + m2, sum_base(sig, table), sig.hops, sig.reset)
     if op == "Mul" and m2 is not None:
         return gaussian(st, sig.q * m2, sig.base, sig.hops, sig.reset)
     return sig

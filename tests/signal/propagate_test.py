@@ -1276,3 +1276,48 @@ def test_a_gradient_through_attention_scores_is_not_judged(tmp_path: Path) -> No
     assert by_name["fc8.weight"].assumed_backward == ()
     for k in range(1, 6):
         assert {"MatMul", "Softmax"} <= set(by_name[f"fc{k}.weight"].assumed_backward)
+
+
+def _marian_encoder(layers: int = 3, d: int = 64) -> onnx.ModelProto:
+    """HF Marian's encoder: the N(0, 0.02) word embedding times sqrt(d), plus its sinusoidal
+    position table (stored, unit scale), then post-LN blocks h = ln(h + mlp(h))."""
+    net = _Net(15, d)
+    r, nodes, inits = net.r, net.nodes, net.inits
+    pos = np.arange(8)[:, None] / 10000 ** (np.arange(d)[None, :] / d)
+    table = np.concatenate([np.sin(pos[:, ::2]), np.cos(pos[:, 1::2])], axis=1)
+    inits += [
+        M.tensor("wte", r.normal(0, 0.02, (64, d)).astype(np.float32)),
+        M.tensor("embed_scale", np.array(math.sqrt(d), np.float32)),
+        M.tensor("positions", table.astype(np.float32)),
+    ]
+    nodes += [
+        _n("Gather", ["wte", "ids"], "tok"),
+        _n("Mul", ["tok", "embed_scale"], "scaled"),
+        _n("Add", ["scaled", "positions"], "h0"),
+    ]
+    h = "h0"
+    for i in range(layers):
+        nodes += [
+            _n("MatMul", [h, net.w(f"l{i}.fc1", (d, 4 * d))], f"l{i}/f"),
+            _n("Gelu", [f"l{i}/f"], f"l{i}/g"),
+            _n("MatMul", [f"l{i}/g", net.w(f"l{i}.fc2", (4 * d, d))], f"l{i}/o"),
+            _n("Add", [h, f"l{i}/o"], f"l{i}/r"),
+        ]
+        h = net.ln(f"l{i}/r", f"l{i}.ln")
+    inp = helper.make_tensor_value_info("ids", TensorProto.INT64, [8])
+    out = helper.make_tensor_value_info(h, TensorProto.FLOAT, None)
+    return helper.make_model(
+        helper.make_graph(nodes, "marian", [inp], [out], inits),
+        opset_imports=[helper.make_opsetid("", 20)],
+    )
+
+
+def test_a_stored_table_added_to_an_embedding_is_a_source_of_its_own(tmp_path: Path) -> None:
+    """The sum of a small embedding and a unit-scale position table is not a signal grown
+    1000x since its reset: read so, the first post-LN block's gradient started at 1/1000 of
+    the others' ('backward gradients vanish ... 1300x' on HF Marian)."""
+    result = _audit(tmp_path, _marian_encoder())
+    assert _ia203(result) == []
+    stream = [d for d in result.depth if d.judged]
+    assert len(stream) >= 3
+    assert all(abs(d.log10_forward) < 1 and abs(d.log10_backward) < 1 for d in stream)
