@@ -71,12 +71,15 @@ class DepthSignal(Rule):
             "at the input (or the last normalization)",
             ctx.fix(DEEP_RELU),
         )
+        back = [d for d in layers if d.judged_backward][::-1]
+        if len(back) < 2:
+            return
         yield from self._direction(
-            layers[::-1],
-            [d.log10_backward for d in layers][::-1],
-            [d.hops_backward for d in layers][::-1],
-            [True] * len(layers),
-            [d.assumed_backward for d in layers][::-1],
+            back,
+            [d.log10_backward for d in back],
+            [d.hops_backward for d in back],
+            [True] * len(back),
+            [d.assumed_backward for d in back],
             band,
             "backward gradients",
             "at the output (or the last normalization)",

@@ -29,6 +29,11 @@ class Sig:
     # their block's normalization, the residual stream an older one (signal/propagate.py
     # tells a block's own sums from the residual Add by it).
     reset: int = -1
+    # An average across positions (a pool, a pooling reduction): the second moment of the
+    # signal it averaged. Averaging shrinks q by the positions pooled without compounding,
+    # and the gradient spreads back over them in the same ratio; a norm on the pooled value
+    # undoes the level of the signal pooled (signal/backward.py ``_undone``). 0: not pooled.
+    pooled_from: float = 0.0
 
 
 @dataclass
@@ -110,7 +115,10 @@ def as_value(st: State, s: Sig) -> Sig:
         mean = float(s.pts[0])
         spread = math.sqrt(max(s.q - mean * mean, 0.0))
         st.next_src += 1
-        got = Sig(s.q, s.base, mean + spread * NODES, st.next_src, hops=s.hops, reset=s.reset)
+        got = Sig(
+            s.q, s.base, mean + spread * NODES, st.next_src, hops=s.hops, reset=s.reset,
+            pooled_from=s.pooled_from,
+        )  # fmt: skip
         st.pooled[id(s)] = (s, got)
     return got
 

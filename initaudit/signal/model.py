@@ -25,6 +25,9 @@ class DepthLayer:
     step_forward: float  # log10 gain of this layer (weight and what precedes the next one)
     log10_output: float  # the layer's own output (inside a residual branch, say)
     judged: bool = True  # on the path IA203 judges (the residual stream, or every layer)
+    # Judged backward too: on a residual stream only the stream's own rows, whose gradients
+    # are read alike (signal/propagate.py); the trunk's last layer off it is judged forward.
+    judged_backward: bool = True
     zero: bool = False  # an all-zero weight: IA101 reports it, IA203 does not judge past it
     # Weighted layers compounding since the last reset, up to here (forward) and from the
     # outputs back to here (backward): one layer alone scales, it does not compound.

@@ -44,7 +44,10 @@ def average_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: 
     mean, q = _pooled_moment(x, _window(node))
     spread = math.sqrt(max(q - mean * mean, 0.0))
     st.next_src += 1
-    return Sig(q, x.base, mean + spread * NODES, st.next_src, hops=x.hops, reset=x.reset)
+    return Sig(
+        q, x.base, mean + spread * NODES, st.next_src, hops=x.hops, reset=x.reset,
+        pooled_from=x.q,
+    )  # fmt: skip
 
 
 def max_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
@@ -88,5 +91,6 @@ def reduction(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: Sta
         elif node.op_type == "ReduceSumSquare":
             stat = moment(x.pts)
     return Sig(
-        pooled, x.base, np.full_like(NODES, stat), x.src, stat=True, hops=x.hops, reset=x.reset
-    )
+        pooled, x.base, np.full_like(NODES, stat), x.src, stat=True, hops=x.hops, reset=x.reset,
+        pooled_from=x.q,
+    )  # fmt: skip

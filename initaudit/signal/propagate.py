@@ -54,15 +54,30 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
         )
     )
     trunk = [r for r in rows if r not in head]
-    g_ref = trunk[-1].gradient or 1.0
     # With residual connections the signal that runs through depth is the residual stream:
     # layers inside a branch (q/k/v, an MLP's first layer) are reported but not judged.
     # Without any, every layer of the trunk is on the path.
     residual = any(r.on_stream for r in trunk)
     main = main_path(w, fwd)
+    gates = {r.node.id for r in rows if gates_older(w, r.node, position)}
+    stream = [r for r in trunk if r.on_stream and r.point in main and r.node.id not in gates]
+    # Backward, the gradient is compared like with like. On a stream it is read where the
+    # normalized segments begin and end whole (each norm's 1/σ² carried, signal/backward.py);
+    # a last layer off the stream (the conv of a final stage without a shortcut, a layer
+    # with the trunk's last BatchNorm folded in) reads it inside a segment, before the
+    # 1/σ² that the layers ahead of it undo. Taken as the reference, that made one step of
+    # 100-500× at the trunk's end where torch measures none (timm xception41p, hgnet_tiny).
+    ref = stream[-1] if residual and stream else trunk[-1]
+    g_ref = ref.gradient or 1.0
+    on_stream = {id(r) for r in stream}
     layers = []
     for k, r in enumerate(rows):
         q_next = rows[k + 1].q_in if k + 1 < len(rows) else r.q_out
+        judged = (
+            r not in head
+            and r.node.id not in gates
+            and (not residual or id(r) in on_stream or r is trunk[-1])
+        )
         layers.append(
             DepthLayer(
                 tensor=r.site.name,
@@ -72,9 +87,8 @@ def propagate(graph: ModelGraph, second_moments: Mapping[str, float]) -> DepthPr
                 log10_backward=_log10(r.gradient / g_ref),
                 step_forward=_log10(q_next) - _log10(r.q_in),
                 log10_output=_log10(r.q_out),
-                judged=r not in head
-                and (not residual or (r.on_stream and r.point in main) or r is trunk[-1])
-                and not gates_older(w, r.node, position),
+                judged=judged,
+                judged_backward=judged and (id(r) in on_stream or not (residual and stream)),
                 zero=w.m2.get(r.site.name, 0.0) == 0.0,
                 hops_forward=r.hops_forward,
                 hops_backward=r.hops_backward,

@@ -19,6 +19,7 @@ from initaudit.graph.ops import (
     AVERAGE_POOLS,
     BINARY_ARITHMETIC,
     ELEMENTWISE_MATH,
+    LAYOUT_OPS,
     LINEAR_OPS,
     MAX_POOLS,
     NORM_OPS,
@@ -134,9 +135,19 @@ def gates_older(w: Weights, node: Node, position: Mapping[int, int]) -> bool:
     return False
 
 
+# Layout ops between a gate and the product it scales: the gate is still the gate.
+_GATE_LAYOUT = LAYOUT_OPS | {"Expand", "Tile"}
+
+
 def _squashed(w: Weights, value: str) -> bool:
-    """A value a sigmoid-like gate made (in (0, 1)): what a gating branch multiplies by."""
+    """A value a sigmoid-like gate made (in (0, 1)): what a gating branch multiplies by,
+    through the reshapes that broadcast it (timm layers/eca.py EcaModule.forward:
+    ``self.gate(y).view(x.shape[0], -1, 1, 1)``, then ``x * y.expand_as(x)``)."""
     made = w.graph.index.producer_of(value)
+    for _ in range(_STREAM_WALK):
+        if made is None or made.op_type not in _GATE_LAYOUT or not made.inputs:
+            break
+        made = w.graph.index.producer_of(made.inputs[0])
     return made is not None and made.op_type in SQUASHING_GATES
 
 
@@ -162,9 +173,45 @@ def _joins(graph: ModelGraph, other: str, value: str, fwd: State) -> bool:
     (HF MobileBERT's bottlenecks add their input back through NoNorm, an elementwise
     affine, modeling_mobilebert.py)."""
     there, here = fwd.sig[other], fwd.sig[value]
+    if _reparameterizable(graph, other, value, fwd):
+        return False
     if _skip(there, here):
         return True
     return there.hops < here.hops and _computed_from(graph, value, other)
+
+
+def _reparameterizable(graph: ModelGraph, a: str, b: str, fwd: State) -> bool:
+    """Whether ``a`` and ``b`` are two layers (each with its own norm, folded or not) applied
+    to the same value: branches that fuse into one conv at inference, a single layer of
+    depth, not a branch and its stream (timm fastvit.py MobileOneBlock ``conv_kxk`` plus
+    ``conv_scale``, ReparamLargeKernelConv ``large_conv`` plus ``small_conv``, byobnet.py
+    RepVggBlock; each has ``reparameterize()``). Their norms give them separate lineages,
+    which read as a residual join."""
+    first = (_first_layer(graph, v, fwd) for v in (a, b))
+    x, y = first
+    return x is not None and y is not None and x[0] != y[0] and x[1] == y[1]
+
+
+def _first_layer(graph: ModelGraph, value: str, fwd: State) -> tuple[int, str] | None:
+    """The linear layer ``value`` is the output of, through its bias, its norm and layout
+    ops: (its node id, its signal input)."""
+    v = value
+    for _ in range(_STREAM_WALK):
+        node = graph.index.producer_of(v)
+        if node is None:
+            return None
+        dyn = [i for i in node.inputs if i in fwd.sig]
+        if node.op_type in LINEAR_OPS:
+            return (node.id, dyn[0]) if len(dyn) == 1 else None
+        passes = (
+            node.op_type in SIGNAL_PASS
+            or node.op_type in NORM_OPS
+            or (node.op_type in BINARY_ARITHMETIC and len(dyn) == 1)
+        )
+        if not passes or len(dyn) != 1:
+            return None
+        v = dyn[0]
+    return None
 
 
 def _computed_from(graph: ModelGraph, value: str, source: str) -> bool:

@@ -972,11 +972,18 @@ def test_a_layer_whose_weight_is_computed_in_the_graph_is_not_modelled(tmp_path:
     assert head.log10_output is not None and head.log10_output > -5
 
 
-def _squeeze_excite_stack(blocks: int = 4, c: int = 32) -> onnx.ModelProto:
+def _squeeze_excite_stack(blocks: int = 4, c: int = 32, broadcast: bool = False) -> onnx.ModelProto:
     """He-initialized convs, each followed by squeeze-excite (timm _efficientnet_blocks.py
-    SqueezeExcite: global pool, conv_reduce, ReLU, conv_expand, sigmoid, x · gate)."""
+    SqueezeExcite: global pool, conv_reduce, ReLU, conv_expand, sigmoid, x · gate); with
+    ``broadcast`` the gate is reshaped and expanded to the signal's shape before the product,
+    as timm's EcaModule does (``.view(B, -1, 1, 1)``, ``x * y.expand_as(x)``)."""
     r = M.rng(14)
     inits, nodes, h = [], [], "x"
+    if broadcast:
+        inits += [
+            M.tensor("gate_shape", np.array([1, c, 1, 1], np.int64)),
+            M.tensor("signal_shape", np.array([1, c, 8, 8], np.int64)),
+        ]
     for i in range(blocks):
         for name, fan, shape in (
             (f"conv{i}", 9 * c, (c, c, 3, 3)),
@@ -992,17 +999,28 @@ def _squeeze_excite_stack(blocks: int = 4, c: int = 32) -> onnx.ModelProto:
             _n("Relu", [f"sr{i}"], f"sa{i}"),
             _n("Conv", [f"sa{i}", f"se{i}.expand"], f"se{i}"),
             _n("Sigmoid", [f"se{i}"], f"g{i}"),
-            _n("Mul", [f"a{i}", f"g{i}"], f"o{i}"),
         ]
+        gate = f"g{i}"
+        if broadcast:
+            nodes += [
+                _n("Reshape", [gate, "gate_shape"], f"gv{i}"),
+                _n("Expand", [f"gv{i}", "signal_shape"], f"ge{i}"),
+            ]
+            gate = f"ge{i}"
+        nodes.append(_n("Mul", [f"a{i}", gate], f"o{i}"))
         h = f"o{i}"
     return M.model(nodes, inits, [M.value_info("x", [1, c, 8, 8])], [M.value_info(h, None)])
 
 
-def test_a_squeeze_excite_gate_is_a_side_branch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broadcast", [False, True], ids=["direct", "reshaped-and-expanded"])
+def test_a_squeeze_excite_gate_is_a_side_branch(tmp_path: Path, broadcast: bool) -> None:
     """The gradient reaching an SE branch's convs is the gate's (small through the sigmoid),
     not the trunk's: 'backward gradients vanish ... at blocks.4.0.se.conv_reduce' on timm
-    EfficientNets, LCNet, GhostNet. The trunk runs through the gated value."""
-    result = _audit(tmp_path, _squeeze_excite_stack())
+    EfficientNets, LCNet, GhostNet. The trunk runs through the gated value. A gate reshaped
+    and expanded before the product is still the gate ('... vanish ... at
+    stages.2.blocks.1.attn.conv.weight' on timm eca_vovnet39b, whose ECA conv has one
+    output channel)."""
+    result = _audit(tmp_path, _squeeze_excite_stack(broadcast=broadcast))
     assert _ia203(result) == []
     se = [d for d in result.depth if d.tensor.startswith("se")]
     assert se and not any(d.judged for d in se)
@@ -1136,27 +1154,36 @@ def _bn(nodes: list, inits: list, x: str, name: str, c: int, gamma: float = 1.0)
     return f"{name}/out"
 
 
-def _xception(blocks: int = 3, c: int = 768) -> onnx.ModelProto:
+def _xception(
+    blocks: int = 3, c: int = 768, exit_norm: bool = True, folded: bool = False
+) -> onnx.ModelProto:
     """timm legacy_xception's middle flow: x + [ReLU, SeparableConv2d, BN] x 2, where
     SeparableConv2d is a 3x3 depthwise conv then a 1x1 pointwise conv with no norm between,
     both kaiming_normal_(mode='fan_out') (xception.py); torch's fan_out of the depthwise
     weight (c, 1, 3, 3) is c·9, so that conv alone keeps 2/c of the second moment; then the
     exit flow, the pool and the fc. At xception's widths (728 to 2048) that is 1/400 and
-    less, so the test is that wide."""
+    less, so the test is that wide. Without ``exit_norm`` the last separable conv has no
+    BatchNorm of its own (timm xception41p's last block, a pre-activation XceptionP: the
+    norm of each separable conv comes before it). With ``folded`` every BatchNorm is folded
+    into its pointwise conv, as torch's legacy exporter does (the weight named
+    onnx::Conv_N), so each layer's output is the normalized value."""
     r = M.rng(12)
     nodes: list = []
     inits: list = []
 
-    def separable(x: str, p: str) -> str:
+    def separable(x: str, p: str, norm: bool = True) -> str:
         dw = r.normal(0, math.sqrt(2 / (c * 9)), (c, 1, 3, 3)).astype(np.float32)
         pw = r.normal(0, math.sqrt(2 / c), (c, c, 1, 1)).astype(np.float32)
-        inits.extend([M.tensor(f"{p}.conv1.weight", dw), M.tensor(f"{p}.pointwise.weight", pw)])
+        pw_name = f"onnx::Conv_{len(inits)}" if folded and norm else f"{p}.pointwise.weight"
+        inits.extend([M.tensor(f"{p}.conv1.weight", dw), M.tensor(pw_name, pw)])
         nodes.extend(
             [
                 _n("Conv", [x, f"{p}.conv1.weight"], f"{p}/dw", group=c, pads=[1] * 4),
-                _n("Conv", [f"{p}/dw", f"{p}.pointwise.weight"], f"{p}/pw"),
+                _n("Conv", [f"{p}/dw", pw_name], f"{p}/pw"),
             ]
         )
+        if not norm or folded:
+            return f"{p}/pw"
         return _bn(nodes, inits, f"{p}/pw", f"{p}.bn", c)
 
     x = "x"
@@ -1169,7 +1196,7 @@ def _xception(blocks: int = 3, c: int = 768) -> onnx.ModelProto:
         x = f"block{b}/out"
     # The exit flow: conv3 and conv4 (SeparableConv2d, BN, ReLU), a global pool, the fc.
     for p in ("conv3", "conv4"):
-        nodes.append(_n("Relu", [separable(x, p)], f"{p}/r"))
+        nodes.append(_n("Relu", [separable(x, p, exit_norm or p == "conv3")], f"{p}/r"))
         x = f"{p}/r"
     inits.append(M.tensor("fc.weight", M.torch_default((10, c), c, 4)))
     nodes += [
@@ -1190,6 +1217,23 @@ def test_a_depthwise_conv_under_a_batchnorm_is_not_a_vanishing_gradient(tmp_path
     stream = [d for d in result.depth if d.judged]
     assert len(stream) >= 4
     assert all(abs(d.log10_backward) < 1 for d in stream), [d.log10_backward for d in stream]
+
+
+def test_the_gradient_inside_the_last_segment_is_not_the_streams_reference(
+    tmp_path: Path,
+) -> None:
+    """The trunk's last layer off the stream (conv3, its BatchNorm, then an unnormalized
+    separable conv and the fc) reads the gradient inside a normalized segment, before the
+    1/σ² its BatchNorm undoes; the stream reads it where segments begin and end whole.
+    Taking the first as the reference for the second made one 100x-500x step at the
+    trunk's end where torch measures none ('backward gradients explode' on timm
+    xception41p, hgnet_tiny). The backward direction compares the stream
+    with the stream."""
+    result = _audit(tmp_path, _xception(exit_norm=False, folded=True))
+    assert _ia203(result) == []
+    stream = [d for d in result.depth if d.judged]
+    assert len(stream) >= 4
+    assert all(abs(d.log10_backward) < 1 for d in stream[:-1]), [d.log10_backward for d in stream]
 
 
 def _layer_scaled(blocks: int = 8, d: int = 32, dedup: bool = True) -> onnx.ModelProto:
@@ -1321,3 +1365,90 @@ def test_a_stored_table_added_to_an_embedding_is_a_source_of_its_own(tmp_path: P
     stream = [d for d in result.depth if d.judged]
     assert len(stream) >= 3
     assert all(abs(d.log10_forward) < 1 and abs(d.log10_backward) < 1 for d in stream)
+
+
+def _pooled_head_metaformer(blocks: int = 4, d: int = 64) -> onnx.ModelProto:
+    """timm's MetaFormer (PoolFormer) shape: a small stem (its convs and linears drawn
+    trunc_normal_(std=.02), metaformer.py _init_weights), pre-norm blocks h + mlp(norm(h)),
+    then the head's mean over positions, its LayerNorm and the classifier."""
+    net = _Net(16, d)
+    r, nodes, inits = net.r, net.nodes, net.inits
+    inits += [
+        M.tensor("stem.weight", r.normal(0, 0.01, (d, d)).astype(np.float32)),
+        M.tensor("axes", np.array([1], np.int64)),
+    ]
+    nodes.append(_n("MatMul", ["x", "stem.weight"], "h0"))
+    h = "h0"
+    for i in range(blocks):
+        n = net.ln(h, f"b{i}.norm")
+        nodes += [
+            _n("MatMul", [n, net.w(f"b{i}.fc1", (d, 4 * d))], f"b{i}/f"),
+            _n("Gelu", [f"b{i}/f"], f"b{i}/g"),
+            _n("MatMul", [f"b{i}/g", net.w(f"b{i}.fc2", (4 * d, d))], f"b{i}/o"),
+            _n("Add", [h, f"b{i}/o"], f"b{i}/r"),
+        ]
+        h = f"b{i}/r"
+    nodes.append(_n("ReduceMean", [h, "axes"], "pooled", keepdims=0))
+    n = net.ln("pooled", "head.norm")
+    nodes.append(_n("MatMul", [n, net.w("head.fc", (d, 10))], "logits"))
+    return M.model(nodes, inits, [M.value_info("x", [1, 16, d])], [M.value_info("logits", None)])
+
+
+def test_a_norm_on_the_pooled_stream_undoes_the_streams_level(tmp_path: Path) -> None:
+    """The head's LayerNorm on the mean over positions divides the gradient by the pooled
+    signal's σ², which the mean spreads back over the positions: the stream's gradient
+    starts at 1/level of the stream, as at every block's norm. Read as 1 there and 1/level
+    at the blocks, the last block made a 140x step ('backward gradients explode' on timm
+    poolformer_s12, where torch measures the stage's total 170x the head norm's)."""
+    result = _audit(tmp_path, _pooled_head_metaformer())
+    assert _ia203(result) == []
+    stream = [d for d in result.depth if d.judged]
+    assert len(stream) >= 4
+    assert all(abs(d.log10_backward) < 1 for d in stream), [d.log10_backward for d in stream]
+
+
+def _with_reparameterizable_head(c: int = 16, blocks: int = 4) -> onnx.ModelProto:
+    """A ResNet stream, then a MobileOne-style block: a 3x3 conv with its BatchNorm plus a
+    1x1 conv with its own, of the same input, summed (timm fastvit.py MobileOneBlock, the
+    final_conv), a ReLU, the pool and the fc."""
+    m = _resnet(blocks, c=c)
+    r, g = M.rng(17), m.graph
+    nodes: list = []
+    inits: list = []
+    x = g.output[0].name
+    for name, k in (("final.conv_kxk", 3), ("final.conv_scale", 1)):
+        std = math.sqrt(2 / (2 * c * k * k))
+        inits.append(
+            M.tensor(f"{name}.weight", r.normal(0, std, (2 * c, c, k, k)).astype(np.float32))
+        )
+        pads = [k // 2] * 4
+        nodes.append(_n("Conv", [x, f"{name}.weight"], f"{name}/c", pads=pads))
+        _bn(nodes, inits, f"{name}/c", f"{name}.bn", 2 * c)
+    inits.append(M.tensor("fc.weight", M.torch_default((10, 2 * c), 2 * c, 5)))
+    nodes += [
+        _n("Add", ["final.conv_kxk.bn/out", "final.conv_scale.bn/out"], "final/sum"),
+        _n("Relu", ["final/sum"], "final/out"),
+        _n("GlobalAveragePool", ["final/out"], "pool"),
+        _n("Flatten", ["pool"], "flat"),
+        _n("Gemm", ["flat", "fc.weight"], "logits", transB=1),
+    ]
+    g.node.extend(nodes)
+    g.initializer.extend(inits)
+    del g.output[:]
+    g.output.append(M.value_info("logits", None))
+    return m
+
+
+def test_branches_that_reparameterize_into_one_conv_are_one_layer(tmp_path: Path) -> None:
+    """Two convs of one input, each with its own norm, summed, fuse into one conv at
+    inference: one layer of depth, not a branch added to its stream. Read as a residual
+    join, both were stream rows past the trunk's last normalization ('backward gradients
+    explode ... final_conv.conv_scale.conv.weight (110x)' on timm fastvit_mci0)."""
+    result = _audit(tmp_path, _with_reparameterizable_head())
+    assert _ia203(result) == []
+    final = {d.tensor: d for d in result.depth if d.tensor.startswith("final.")}
+    assert set(final) == {"final.conv_kxk.weight", "final.conv_scale.weight"}
+    # Neither is a stream row: the later one is judged forward as the trunk's last layer.
+    assert sum(d.judged for d in final.values()) == 1
+    stream = [d for d in result.depth if d.judged and d.tensor.startswith("layer")]
+    assert len(stream) >= 4
