@@ -158,6 +158,7 @@ def _judged(
             log10_backward=d.log10_backward,
             log10_output=d.log10_output,
             judged=d.judged,
+            judged_backward=d.judged_backward,
             assumed=d.assumed,
             assumed_backward=d.assumed_backward,
             batch_norm=d.batch_norm,

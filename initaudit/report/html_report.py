@@ -274,7 +274,7 @@ def _depth(k: int, fr: FileResult, decades: float, figures: _Figures) -> list[st
         "</figure>"
     )
     figures.drawn()
-    if not all(d.judged for d in fr.depth):
+    if not all(d.judged and d.judged_backward for d in fr.depth):
         out.append(
             '<p class="muted">Filled points are the layers IA203 judges (the residual '
             "stream); hollow ones run inside a residual branch and are shown, not judged.</p>"

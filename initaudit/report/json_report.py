@@ -56,6 +56,7 @@ def _depth(d: DepthEntry) -> dict[str, Any]:
         "log10_output": _num(d.log10_output),
         "measured_log10_output": _num(d.measured_log10_output),
         "judged": d.judged,
+        "judged_backward": d.judged_backward,
         "assumed": list(d.assumed),
         "assumed_backward": list(d.assumed_backward),
         "batch_norm": d.batch_norm,

@@ -79,6 +79,7 @@ class DepthEntry:
     measured_log10_output: float | None = None
     log10_output: float | None = None  # predicted second moment of the layer's own output
     judged: bool = True  # on the path IA203 judges (the residual stream, or every layer)
+    judged_backward: bool = True  # judged backward too (on a stream: the stream's layers)
     assumed: tuple[str, ...] = ()  # ops assumed scale-neutral on the way since the last reset
     assumed_backward: tuple[str, ...] = ()  # ops whose gradient was assumed, output to here
     batch_norm: bool = False  # a BatchNorm acts here: graph (running stats) ≠ training

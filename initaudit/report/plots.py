@@ -206,7 +206,8 @@ def depth_svg(depth: Sequence[DepthEntry], band: float, prefix: str) -> str:
         backward = _finite([d.log10_backward for d in depth])
         judged = [d.judged for d in depth]
         _judged_line(ax, x, forward, judged, "o", VALUES, "forward: activations", "forward")
-        _judged_line(ax, x, backward, judged, "s", BACKWARD, "backward: gradients", "backward")
+        back = [d.judged_backward for d in depth]
+        _judged_line(ax, x, backward, back, "s", BACKWARD, "backward: gradients", "backward")
         ax.set_ylabel("log10 E[x²], relative")
         title = f"Predicted signal scale by depth (IA203 band ±{band:g} decades)"
         if not all(judged):

@@ -1233,6 +1233,9 @@ def test_the_gradient_inside_the_last_segment_is_not_the_streams_reference(
     assert _ia203(result) == []
     stream = [d for d in result.depth if d.judged]
     assert len(stream) >= 4
+    # conv3, the trunk's last layer: judged forward, not backward (JSON judged_backward).
+    assert stream[-1].tensor.startswith("onnx::Conv_") and not stream[-1].judged_backward
+    assert all(d.judged_backward for d in stream[:-1])
     assert all(abs(d.log10_backward) < 1 for d in stream[:-1]), [d.log10_backward for d in stream]
 
 
