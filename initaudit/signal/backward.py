@@ -94,18 +94,18 @@ def _undone(w: Weights, node: Node, value: str, fwd: State) -> tuple[float, int,
     BN's output's). A single layer before the norm is a scale, not depth (IA201's to judge):
     there the level starts at 1, as the forward one does after it.
 
-    On a pooled value (a head's norm after the global average, timm MetaFormer's
-    ``head.norm`` on the mean over positions) the norm's 1/σ² is the pooled signal's, and
-    the mean spreads the gradient back over the positions in the ratio it shrank q: what
-    the norm undoes is the level of the signal pooled (torch, poolformer_s12: the total at
-    the last stage's output is 170× the head norm's, this gives 141×). A statistic that a
+    After a pool (a head's norm on the mean over positions, timm MetaFormer's ``head.norm``,
+    or after the pool and a linear layer, InceptionNeXt's MlpClassifierHead) the norm's
+    1/σ² includes the pool's shrinkage, and the mean spreads the gradient back over the
+    positions in that same ratio: what the norm undoes is the level without it
+    (``Sig.pooled``). Torch, poolformer_s12: the last stage's total is 170× the head
+    norm's, this gives 141×; inception_next_atto: 5.1×, this gives 4×. A statistic that a
     decomposed norm divides by is not a value: the division's own input carries the 1/σ²."""
     x = fwd.sig.get(value)
-    if x is None or (x.stat and not (x.pooled_from > 0 and node.op_type in NORM_OPS)):
+    if x is None or (x.stat and not (x.pooled < 1.0 and node.op_type in NORM_OPS)):
         return 1.0, 0, frozenset()
     site = w.weight_of.get(node.id)
-    q = x.pooled_from if x.pooled_from > 0 else x.q
-    level = q / x.base if x.base > 0 else 0.0
+    level = x.q / x.base / x.pooled if x.base > 0 and x.pooled > 0 else 0.0
     n = x.hops
     if site is not None and node.folded_norm:
         # The layer and the BatchNorm folded into it: its output before the norm is one

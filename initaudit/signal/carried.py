@@ -29,11 +29,12 @@ class Sig:
     # their block's normalization, the residual stream an older one (signal/propagate.py
     # tells a block's own sums from the residual Add by it).
     reset: int = -1
-    # An average across positions (a pool, a pooling reduction): the second moment of the
-    # signal it averaged. Averaging shrinks q by the positions pooled without compounding,
-    # and the gradient spreads back over them in the same ratio; a norm on the pooled value
-    # undoes the level of the signal pooled (signal/backward.py ``_undone``). 0: not pooled.
-    pooled_from: float = 0.0
+    # What averages across positions (pools, pooling reductions) since the last reset did
+    # to q: the product of their q_out/q_in. Averaging shrinks q without compounding, and
+    # the gradient spreads back over the positions in the same ratio, so the norm after it
+    # (a head's LayerNorm after the pool, or after the pool and a linear layer) undoes the
+    # level without it (signal/backward.py ``_undone``). 1: nothing pooled.
+    pooled: float = 1.0
 
 
 @dataclass
@@ -83,7 +84,13 @@ class State:
 
 
 def gaussian(
-    st: State, q: float, base: float, hops: int = 0, reset: int | None = None, mean: float = 0.0
+    st: State,
+    q: float,
+    base: float,
+    hops: int = 0,
+    reset: int | None = None,
+    mean: float = 0.0,
+    pooled: float = 1.0,
 ) -> Sig:
     """A new Gaussian source (second moment ``q``, of which ``mean``² is its mean's); without
     ``reset`` it is a reset point itself."""
@@ -92,7 +99,7 @@ def gaussian(
     spread = math.sqrt(max(q - mean * mean, 0.0)) if math.isfinite(q) else math.inf
     return Sig(
         q, base, mean + spread * NODES, st.next_src, hops=hops,
-        reset=st.next_src if reset is None else reset,
+        reset=st.next_src if reset is None else reset, pooled=pooled,
     )  # fmt: skip
 
 
@@ -117,7 +124,7 @@ def as_value(st: State, s: Sig) -> Sig:
         st.next_src += 1
         got = Sig(
             s.q, s.base, mean + spread * NODES, st.next_src, hops=s.hops, reset=s.reset,
-            pooled_from=s.pooled_from,
+            pooled=s.pooled,
         )  # fmt: skip
         st.pooled[id(s)] = (s, got)
     return got

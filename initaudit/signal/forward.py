@@ -146,7 +146,7 @@ def _linear(w: Weights, node: Node, site: WeightSite, x: Sig, st: State) -> Sig:
     for i in node.inputs:
         if i in w.affine and i != site.name:
             q += w.affine[i]
-    return gaussian(st, q, x.base, x.hops + 1, x.reset)
+    return gaussian(st, q, x.base, x.hops + 1, x.reset, pooled=x.pooled)
 
 
 def _weightless(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
@@ -208,12 +208,15 @@ def _softmax(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: Stat
 
 def _activation(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
     f = activation_fn(PROPAGATED_ACTIVATIONS[node.op_type], node.attrs.alpha)
-    base = x if x.pts is not None else gaussian(st, x.q, x.base, x.hops, x.reset)
+    base = x if x.pts is not None else gaussian(st, x.q, x.base, x.hops, x.reset, pooled=x.pooled)
     if f is None or base.pts is None:
         return base
     with np.errstate(all="ignore"):
         pts = f(base.pts)
-    return Sig(moment(pts), base.base, pts, base.src, hops=base.hops, reset=base.reset)
+    return Sig(
+        moment(pts), base.base, pts, base.src, hops=base.hops, reset=base.reset,
+        pooled=base.pooled,
+    )  # fmt: skip
 
 
 def _math(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
@@ -221,7 +224,10 @@ def _math(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) 
         return None
     with np.errstate(all="ignore"):
         pts = _MATH[node.op_type](x.pts)
-    return Sig(moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops, reset=x.reset)
+    return Sig(
+        moment(pts), x.base, pts, x.src, stat=x.stat, hops=x.hops, reset=x.reset,
+        pooled=x.pooled,
+    )  # fmt: skip
 
 
 def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig:
@@ -272,7 +278,10 @@ def _binary(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State
         # not the depth: it does not compound. q == base holds only there.
         fresh = op in ("Mul", "Div") and sig.q == sig.base and not sig.stat
         base = q if fresh else sig.base
-        return Sig(q, base, pts, sig.src, stat=sig.stat, hops=sig.hops, reset=sig.reset)
+        return Sig(
+            q, base, pts, sig.src, stat=sig.stat, hops=sig.hops, reset=sig.reset,
+            pooled=sig.pooled,
+        )  # fmt: skip
     m2 = w.affine.get(other)
     if m2 is None:
         # A stored tensor reached through layout ops: a learned token the stream starts
@@ -331,7 +340,7 @@ def _clip(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) 
     lo, hi = bounds
     with np.errstate(all="ignore"):
         pts = np.clip(x.pts, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-    return Sig(moment(pts), x.base, pts, x.src, hops=x.hops, reset=x.reset)
+    return Sig(moment(pts), x.base, pts, x.src, hops=x.hops, reset=x.reset, pooled=x.pooled)
 
 
 def _table() -> dict[str, Handler]:

@@ -31,6 +31,11 @@ def _pooled_moment(x: Sig, n: int) -> tuple[float, float]:
     return mean, mean * mean + max(x.q - mean * mean, 0.0) / n
 
 
+def _shrunk(x: Sig, q: float) -> float:
+    """``Sig.pooled`` after an average of ``x`` whose second moment is ``q``."""
+    return x.pooled * (q / x.q) if x.q > 0 and math.isfinite(x.q) and math.isfinite(q) else x.pooled
+
+
 def _window(node: Node) -> int:
     shape = node.attrs.kernel_shape
     if node.op_type.startswith("Global") or not shape:
@@ -46,7 +51,7 @@ def average_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: 
     st.next_src += 1
     return Sig(
         q, x.base, mean + spread * NODES, st.next_src, hops=x.hops, reset=x.reset,
-        pooled_from=x.q,
+        pooled=_shrunk(x, q),
     )  # fmt: skip
 
 
@@ -64,7 +69,7 @@ def max_pool(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: Stat
     levels = np.array([dists.phi(float(z)) for z in NODES]) ** (1.0 / k)
     pts = np.interp(levels, cdf - WEIGHTS[order] / 2, values)
     st.next_src += 1
-    return Sig(moment(pts), x.base, pts, st.next_src, hops=x.hops, reset=x.reset)
+    return Sig(moment(pts), x.base, pts, st.next_src, hops=x.hops, reset=x.reset, pooled=x.pooled)
 
 
 def reduction(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: State) -> Sig | None:
@@ -92,5 +97,5 @@ def reduction(w: Weights, node: Node, ins: Sequence[Sig | None], x: Sig, st: Sta
             stat = moment(x.pts)
     return Sig(
         pooled, x.base, np.full_like(NODES, stat), x.src, stat=True, hops=x.hops, reset=x.reset,
-        pooled_from=x.q,
+        pooled=_shrunk(x, pooled),
     )  # fmt: skip

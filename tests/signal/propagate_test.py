@@ -1370,14 +1370,18 @@ def test_a_stored_table_added_to_an_embedding_is_a_source_of_its_own(tmp_path: P
     assert all(abs(d.log10_forward) < 1 and abs(d.log10_backward) < 1 for d in stream)
 
 
-def _pooled_head_metaformer(blocks: int = 4, d: int = 64) -> onnx.ModelProto:
+def _pooled_head_metaformer(
+    blocks: int = 4, d: int = 64, mlp_head: bool = False
+) -> onnx.ModelProto:
     """timm's MetaFormer (PoolFormer) shape: a small stem (its convs and linears drawn
     trunc_normal_(std=.02), metaformer.py _init_weights), pre-norm blocks h + mlp(norm(h)),
-    then the head's mean over positions, its LayerNorm and the classifier."""
+    then the head's mean over positions, its LayerNorm and the classifier; with
+    ``mlp_head`` a linear layer and a GELU between the mean and the LayerNorm (timm
+    InceptionNeXt's MlpClassifierHead: fc1, act, norm, fc2)."""
     net = _Net(16, d)
     r, nodes, inits = net.r, net.nodes, net.inits
     inits += [
-        M.tensor("stem.weight", r.normal(0, 0.01, (d, d)).astype(np.float32)),
+        M.tensor("stem.weight", r.normal(0, 0.1 if mlp_head else 0.01, (d, d)).astype(np.float32)),
         M.tensor("axes", np.array([1], np.int64)),
     ]
     nodes.append(_n("MatMul", ["x", "stem.weight"], "h0"))
@@ -1391,23 +1395,45 @@ def _pooled_head_metaformer(blocks: int = 4, d: int = 64) -> onnx.ModelProto:
             _n("Add", [h, f"b{i}/o"], f"b{i}/r"),
         ]
         h = f"b{i}/r"
+        if i == blocks // 2 - 1:
+            # A stage's downsampling: its norm and a layer start the next stage's stream.
+            n = net.ln(h, "downsample.norm")
+            nodes.append(_n("MatMul", [n, net.w("downsample.proj", (d, d))], "stage2"))
+            h = "stage2"
     nodes.append(_n("ReduceMean", [h, "axes"], "pooled", keepdims=0))
-    n = net.ln("pooled", "head.norm")
+    pooled = "pooled"
+    if mlp_head:
+        # PyTorch's default scale, so that the norm sees a variance above its eps.
+        inits.append(M.tensor("head.fc1", r.normal(0, d**-0.5, (d, d)).astype(np.float32)))
+        nodes += [
+            _n("MatMul", [pooled, "head.fc1"], "head/f"),
+            _n("Gelu", ["head/f"], "head/g"),
+        ]
+        pooled = "head/g"
+    n = net.ln(pooled, "head.norm")
     nodes.append(_n("MatMul", [n, net.w("head.fc", (d, 10))], "logits"))
     return M.model(nodes, inits, [M.value_info("x", [1, 16, d])], [M.value_info("logits", None)])
 
 
-def test_a_norm_on_the_pooled_stream_undoes_the_streams_level(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mlp_head", [False, True], ids=["norm-on-pool", "mlp-head"])
+def test_a_norm_on_the_pooled_stream_undoes_the_streams_level(
+    tmp_path: Path, mlp_head: bool
+) -> None:
     """The head's LayerNorm on the mean over positions divides the gradient by the pooled
     signal's σ², which the mean spreads back over the positions: the stream's gradient
     starts at 1/level of the stream, as at every block's norm. Read as 1 there and 1/level
     at the blocks, the last block made a 140x step ('backward gradients explode' on timm
-    poolformer_s12, where torch measures the stage's total 170x the head norm's)."""
-    result = _audit(tmp_path, _pooled_head_metaformer())
+    poolformer_s12, where torch measures the stage's total 170x the head norm's). With a
+    linear layer between the pool and the norm, the pool's shrinkage is still no level the
+    norm undoes ('backward gradients vanish 1500x' on timm inception_next_atto, where the
+    last stage's total is measured 5.1x the head norm's)."""
+    result = _audit(tmp_path, _pooled_head_metaformer(mlp_head=mlp_head))
     assert _ia203(result) == []
-    stream = [d for d in result.depth if d.judged]
+    stream = [d for d in result.depth if d.judged_backward]
     assert len(stream) >= 4
-    assert all(abs(d.log10_backward) < 1 for d in stream), [d.log10_backward for d in stream]
+    # Each stage's stream restarts at its downsampling norm: within 30x of the last stage.
+    limit = 1.5 if mlp_head else 1.0
+    assert all(abs(d.log10_backward) < limit for d in stream), [d.log10_backward for d in stream]
 
 
 def _with_reparameterizable_head(c: int = 16, blocks: int = 4) -> onnx.ModelProto:
