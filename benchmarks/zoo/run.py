@@ -175,6 +175,11 @@ def audit(options: Options, spec: ModelSpec) -> None:
         except subprocess.TimeoutExpired:
             result.update(status=Status.TIMEOUT, reason=f"{label}: over {options.audit_seconds} s")
             break
+        except OSError as exc:
+            # The console script missing (its venv being reinstalled, say) is this model's
+            # failure, not the sweep's: it stopped logging the run that found it.
+            result.update(status=Status.CRASHED, reason=f"{label}: {exc}")
+            break
         seconds = round(time.monotonic() - start, 1)
         try:
             report = json.loads(proc.stdout)
