@@ -19,7 +19,6 @@ from initaudit.graph.ops import (
     AVERAGE_POOLS,
     BINARY_ARITHMETIC,
     ELEMENTWISE_MATH,
-    LAYOUT_OPS,
     LINEAR_OPS,
     MAX_POOLS,
     NORM_OPS,
@@ -135,17 +134,13 @@ def gates_older(w: Weights, node: Node, position: Mapping[int, int]) -> bool:
     return False
 
 
-# Layout ops between a gate and the product it scales: the gate is still the gate.
-_GATE_LAYOUT = LAYOUT_OPS | {"Expand", "Tile"}
-
-
 def _squashed(w: Weights, value: str) -> bool:
     """A value a sigmoid-like gate made (in (0, 1)): what a gating branch multiplies by,
     through the reshapes that broadcast it (timm layers/eca.py EcaModule.forward:
     ``self.gate(y).view(x.shape[0], -1, 1, 1)``, then ``x * y.expand_as(x)``)."""
     made = w.graph.index.producer_of(value)
     for _ in range(_STREAM_WALK):
-        if made is None or made.op_type not in _GATE_LAYOUT or not made.inputs:
+        if made is None or made.op_type not in SIGNAL_PASS or not made.inputs:
             break
         made = w.graph.index.producer_of(made.inputs[0])
     return made is not None and made.op_type in SQUASHING_GATES
@@ -187,8 +182,7 @@ def _reparameterizable(graph: ModelGraph, a: str, b: str, fwd: State) -> bool:
     ``conv_scale``, ReparamLargeKernelConv ``large_conv`` plus ``small_conv``, byobnet.py
     RepVggBlock; each has ``reparameterize()``). Their norms give them separate lineages,
     which read as a residual join."""
-    first = (_first_layer(graph, v, fwd) for v in (a, b))
-    x, y = first
+    x, y = _first_layer(graph, a, fwd), _first_layer(graph, b, fwd)
     return x is not None and y is not None and x[0] != y[0] and x[1] == y[1]
 
 
